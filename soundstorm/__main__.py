@@ -1,0 +1,3 @@
+from soundstorm.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,120 @@
+"""Model configuration: the paper's SoundStorm by default, small named presets for CPU.
+
+The defaults are the model of Borsos et al. 2023 (arXiv 2305.09636, section 4):
+a 12-layer Conformer, 16 heads, width 1024, feed-forward 4096, convolution
+kernel 5, rotary position embeddings, about 350M parameters, on 12 RVQ levels
+of 1024 codes at 50 frames/s, conditioned on semantic tokens at 25 Hz
+(w2v-BERT k-means with 1024 clusters).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot describe a working model."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SoundStormConfig:
+    # Conformer.
+    num_layers: int = 12
+    num_heads: int = 16
+    model_dim: int = 1024
+    ff_dim: int = 4096
+    conv_kernel_size: int = 5
+    # The conformer convolution module widens to `conv_expansion * model_dim`
+    # channels before its GLU; 2 (as in Gulati et al. 2020) is what brings the
+    # paper's shape to its reported ~350M parameters.
+    conv_expansion: int = 2
+    rotary_base: float = 10_000.0
+    layer_norm_epsilon: float = 1e-5
+
+    # Codec tokens: `num_levels` RVQ levels of `codebook_size` codes each.
+    num_levels: int = 12
+    codebook_size: int = 1024
+    frame_rate_hz: int = 50
+
+    # Conditioning: semantic tokens, one per `frames_per_semantic_token` frames.
+    semantic_vocab_size: int = 1024
+    semantic_rate_hz: int = 25
+
+    # "float32" or "bfloat16": the dtype of activations and matmuls.
+    # Parameters are always stored in float32.
+    compute_dtype: str = "float32"
+
+    def __post_init__(self):
+        positive = ("num_layers", "num_heads", "model_dim", "ff_dim", "conv_kernel_size",
+                    "conv_expansion", "num_levels", "codebook_size", "frame_rate_hz",
+                    "semantic_vocab_size", "semantic_rate_hz")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if self.model_dim % self.num_heads:
+            raise ConfigError(
+                f"model_dim ({self.model_dim}) must be divisible by num_heads ({self.num_heads})")
+        if (self.model_dim // self.num_heads) % 2:
+            raise ConfigError(
+                f"head dimension model_dim/num_heads = {self.model_dim // self.num_heads} "
+                "must be even for rotary position embeddings")
+        if self.conv_kernel_size % 2 == 0:
+            # An even kernel has no centre frame: "same" padding would shift the
+            # sequence by half a frame, and a frame would see one more future
+            # neighbour than past ones.
+            raise ConfigError(f"conv_kernel_size must be odd, got {self.conv_kernel_size}")
+        if self.frame_rate_hz % self.semantic_rate_hz:
+            raise ConfigError(
+                f"frame_rate_hz ({self.frame_rate_hz}) must be a multiple of "
+                f"semantic_rate_hz ({self.semantic_rate_hz})")
+        if self.compute_dtype not in ("float32", "bfloat16"):
+            raise ConfigError(
+                f"compute_dtype must be 'float32' or 'bfloat16', got {self.compute_dtype!r}")
+
+    # Derived quantities, never stored, so they cannot disagree with the fields.
+
+    @property
+    def frames_per_semantic_token(self) -> int:
+        return self.frame_rate_hz // self.semantic_rate_hz
+
+    @property
+    def mask_id(self) -> int:
+        """Acoustic MASK id: one past the last code, in every level's embedding table."""
+        return self.codebook_size
+
+    @property
+    def semantic_unknown_id(self) -> int:
+        """Semantic id for "no transcript here" (a voice prompt without text)."""
+        return self.semantic_vocab_size
+
+    @property
+    def head_dim(self) -> int:
+        return self.model_dim // self.num_heads
+
+    def replace(self, **changes) -> "SoundStormConfig":
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, SoundStormConfig] = {
+    # The paper's model (~350M parameters).
+    "paper": SoundStormConfig(),
+    # The reference model trained on this project's 2-core CPU machines. Its
+    # token layout (levels, codebook) follows the codec grouping chosen when the
+    # codec was measured; see docs/codec.md once that issue lands.
+    "small": SoundStormConfig(
+        num_layers=6, num_heads=4, model_dim=256, ff_dim=1024,
+        num_levels=8, codebook_size=256, semantic_vocab_size=128),
+    # For tests: compiles and trains in seconds.
+    "tiny": SoundStormConfig(
+        num_layers=2, num_heads=2, model_dim=32, ff_dim=64, num_levels=3,
+        codebook_size=16, semantic_vocab_size=12),
+}
+
+
+def get_preset(name: str) -> SoundStormConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None

@@ -1,0 +1,41 @@
+"""Shared fixtures. Expensive ones (a trained tiny model) are built once per test run."""
+
+import numpy as np
+import pytest
+
+from soundstorm.config import PRESETS
+from soundstorm.synthetic import synthetic_batches
+from soundstorm.train import TrainConfig, Trainer
+
+# A memorisation run: 8 fixed synthetic examples, cycled.
+MEMORISE_CONFIG = TrainConfig(batch_size=8, total_steps=400, warmup_steps=20,
+                              peak_learning_rate=3e-3, checkpoint_every=200, log_every=20,
+                              unknown_semantic_prob=0.0)
+MEMORISE_SEMANTIC_TOKENS = 8
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    return PRESETS["tiny"]
+
+
+@pytest.fixture(scope="session")
+def memorise_batches(tiny_config):
+    def batches():
+        return synthetic_batches(tiny_config, MEMORISE_CONFIG.batch_size,
+                                 MEMORISE_SEMANTIC_TOKENS, dataset_size=8)
+    return batches
+
+
+@pytest.fixture(scope="session")
+def trained_tiny(tiny_config, memorise_batches, tmp_path_factory):
+    """(workdir, TrainResult) of a tiny model that memorised 8 synthetic examples."""
+    workdir = tmp_path_factory.mktemp("trained_tiny")
+    result = Trainer(tiny_config, MEMORISE_CONFIG, workdir).run(memorise_batches(),
+                                                                progress=False)
+    return workdir, result
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
