@@ -27,8 +27,10 @@ class MetricsLog:
         self.path.write_text("".join(json.dumps(record) + "\n" for record in kept))
 
 
-def plot_loss_curve(records: list[dict], path: Path, codebook_size: int) -> None:
-    """Loss against step, with the uniform-guess baseline ln(codebook_size) for scale."""
+def plot_loss_curve(records: list[dict], path: Path, codebook_size: int,
+                    baselines: dict[str, float] | None = None) -> None:
+    """Loss against step, with the uniform-guess baseline ln(codebook_size) for scale and
+    any other named baselines (e.g. the data's unigram entropy)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -38,6 +40,8 @@ def plot_loss_curve(records: list[dict], path: Path, codebook_size: int) -> None
     ax.plot(steps, [record["loss"] for record in records], label="masked-token cross-entropy")
     ax.axhline(math.log(codebook_size), color="grey", linestyle="--",
                label=f"uniform baseline ln({codebook_size}) = {math.log(codebook_size):.2f}")
+    for (name, value), color in zip(sorted((baselines or {}).items()), ("C1", "C2", "C3")):
+        ax.axhline(value, color=color, linestyle=":", label=f"{name} = {value:.2f}")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats)")
     ax.set_title("SoundStorm training loss")

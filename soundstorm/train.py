@@ -159,10 +159,12 @@ class TrainResult:
 class Trainer:
     """Owns the mesh, the compiled step and the checkpoints of one run directory."""
 
-    def __init__(self, config: SoundStormConfig, train_config: TrainConfig, workdir: Path):
+    def __init__(self, config: SoundStormConfig, train_config: TrainConfig, workdir: Path,
+                 loss_baselines: dict[str, float] | None = None):
         self.config = config
         self.train_config = train_config
         self.workdir = Path(workdir)
+        self.loss_baselines = loss_baselines
         self.mesh = Mesh(np.asarray(jax.devices()), ("data",))
         self.num_devices = self.mesh.size
         if train_config.batch_size % self.num_devices:
@@ -252,7 +254,8 @@ class Trainer:
         self.checkpoints.wait_until_finished()
         records = self.log.read()
         if records:
-            plot_loss_curve(records, self.workdir / "loss_curve.png", self.config.codebook_size)
+            plot_loss_curve(records, self.workdir / "loss_curve.png", self.config.codebook_size,
+                            self.loss_baselines)
         return TrainResult(params=state["params"], step=int(state["step"]), metrics=records)
 
 

@@ -39,3 +39,32 @@ def trained_tiny(tiny_config, memorise_batches, tmp_path_factory):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# Speech for codec and corpus tests: espeak-ng, converted to the codec's rate.
+SPEECH_TEXT = "The quick brown fox jumps over the lazy dog. Then it sat down, and thought."
+OTHER_SPEECH_TEXT = "Please bring eleven shells to the small basket before dinner."
+
+
+@pytest.fixture(scope="session")
+def lyra():
+    from runtime.codec import LyraCodec
+    return LyraCodec()
+
+
+@pytest.fixture(scope="session")
+def speech():
+    """16 kHz float32 speech of SPEECH_TEXT and of OTHER_SPEECH_TEXT, one voice."""
+    from runtime.codec import to_mono
+    from runtime.frontend import get_speaker, synthesize
+    speaker = get_speaker(sorted(_speaker_names())[0])
+    waves = []
+    for text in (SPEECH_TEXT, OTHER_SPEECH_TEXT):
+        utterance = synthesize(text, speaker)
+        waves.append(to_mono(utterance.waveform, utterance.sample_rate, 16_000))
+    return waves
+
+
+def _speaker_names():
+    from runtime.frontend import SPEAKERS
+    return SPEAKERS.keys()

@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
-# Sets a fresh machine up: a virtual environment in .venv holding the project
-# (editable) and its test tools. Safe to re-run; it only installs what is missing.
+# Sets a fresh machine up: espeak-ng (Debian package; the speech source of the
+# corpus and of voice prompts) and a virtual environment in .venv holding the
+# project (editable) and its test tools. Safe to re-run; it only installs what
+# is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! ldconfig -p | grep -q "libespeak-ng.so.1 "; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "installing espeak-ng (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null
+  else
+    echo "espeak-ng is missing: run 'sudo apt-get install espeak-ng' and re-run this script" >&2
+    exit 1
+  fi
+fi
 
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv

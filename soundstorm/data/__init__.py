@@ -1,0 +1,1 @@
+"""Speech data: built-in sentences, the espeak-ng + Lyra corpus builder, and its training loader."""
