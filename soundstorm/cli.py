@@ -20,12 +20,14 @@ def _add_train(subparsers) -> None:
                         help="model preset (default: small)")
     parser.add_argument("--workdir", type=Path, required=True,
                         help="run directory: checkpoints, metrics.jsonl, loss_curve.png")
-    parser.add_argument("--data", default="synthetic", choices=["synthetic"],
-                        help="token source (the speech corpus arrives with the data issue)")
+    parser.add_argument("--data", default="synthetic",
+                        help="'synthetic', or the folder of a corpus built by `soundstorm data "
+                             "build` (the model then takes the corpus's token settings)")
     parser.add_argument("--steps", type=int, default=1000, help="total training steps")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=4.0,
-                        help="longest example, in seconds of audio")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="longest example, in seconds of audio (default: 4 synthetic, "
+                             "10 for a corpus: prompt + target)")
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--warmup-steps", type=int, default=None,
                         help="default: 5%% of --steps")
@@ -36,7 +38,6 @@ def _add_train(subparsers) -> None:
 
 
 def _train(args) -> int:
-    from soundstorm.synthetic import synthetic_batches
     from soundstorm.train import TrainConfig, Trainer
 
     config = get_preset(args.preset)
@@ -47,11 +48,102 @@ def _train(args) -> int:
         peak_learning_rate=args.learning_rate,
         warmup_steps=args.warmup_steps if args.warmup_steps is not None else args.steps // 20,
         checkpoint_every=args.checkpoint_every, seed=args.seed)
-    num_semantic = max(1, round(args.seconds * config.semantic_rate_hz))
-    batches = synthetic_batches(config, args.batch_size, num_semantic, seed=args.seed)
-    result = Trainer(config, train_config, args.workdir).run(batches)
+    baselines = None
+    if args.data == "synthetic":
+        from soundstorm.synthetic import synthetic_batches
+        seconds = args.seconds if args.seconds is not None else 4.0
+        num_semantic = max(1, round(seconds * config.semantic_rate_hz))
+        batches = synthetic_batches(config, args.batch_size, num_semantic, seed=args.seed)
+    else:
+        from soundstorm.data.loader import SpeechCorpus, training_batches, unigram_entropy
+        corpus = SpeechCorpus(args.data)
+        config = corpus.model_config(config)
+        examples = corpus.examples("train")
+        baselines = {"unigram entropy of the corpus":
+                     unigram_entropy(examples, config.num_levels, config.codebook_size)}
+        print(f"corpus {args.data}: {len(examples)} training utterances; model {config}")
+        seconds = args.seconds if args.seconds is not None else 10.0
+        bucket = 25 * config.frames_per_semantic_token
+        max_frames = max(bucket, int(seconds * config.frame_rate_hz) // bucket * bucket)
+        batches = training_batches(examples, config, args.batch_size, seed=args.seed,
+                                   max_frames=max_frames, bucket_frames=bucket)
+        corpus.record_token_contract(args.workdir)
+    result = Trainer(config, train_config, args.workdir, loss_baselines=baselines).run(batches)
     print(f"trained to step {result.step}; final loss {result.metrics[-1]['loss']:.3f}; "
           f"loss curve: {args.workdir / 'loss_curve.png'}")
+    return 0
+
+
+def _add_data(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "data", help="build the speech corpus (espeak-ng speakers x built-in sentences, Lyra tokens)")
+    actions = parser.add_subparsers(dest="action", required=True)
+    build = actions.add_parser(
+        "build", help="build or resume a corpus",
+        description="Synthesizes sentences x speakers with espeak-ng, encodes them with Lyra and "
+                    "writes shards and a manifest. Re-running the same command resumes.")
+    build.add_argument("--out", type=Path, required=True, help="corpus folder")
+    build.add_argument("--sentences", type=int, default=400, help="training sentences")
+    build.add_argument("--heldout-sentences", type=int, default=24)
+    build.add_argument("--speakers", type=int, default=16, help="training speakers")
+    build.add_argument("--heldout-speakers", type=int, default=4)
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--shard-size", type=int, default=128)
+    build.add_argument("--semantic-rate", type=int, default=25, help="semantic tokens per second")
+    build.set_defaults(handler=_data_build)
+
+
+def _data_build(args) -> int:
+    from soundstorm.data.corpus import CorpusConfig, build_corpus
+    config = CorpusConfig(num_sentences=args.sentences,
+                          num_heldout_sentences=args.heldout_sentences,
+                          num_speakers=args.speakers, num_heldout_speakers=args.heldout_speakers,
+                          seed=args.seed, shard_size=args.shard_size,
+                          semantic_rate_hz=args.semantic_rate)
+    manifest = build_corpus(args.out, config)
+    for split, info in manifest["splits"].items():
+        print(f"{split}: {info['examples']} utterances, {len(info['speakers'])} speakers, "
+              f"{len(info['shards'])} shards")
+    return 0
+
+
+def _add_sample(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sample", help="continue a held-out corpus utterance with a trained model; write WAVs",
+        description="Prompts a trained model with another sentence of a held-out utterance's "
+                    "speaker, generates the utterance's codec tokens and writes prompt.wav, "
+                    "generated.wav, reference.wav and spectrograms.png.")
+    parser.add_argument("--workdir", type=Path, required=True, help="training run directory")
+    parser.add_argument("--data", type=Path, required=True, help="corpus folder")
+    parser.add_argument("--split", default="eval_unseen_speakers")
+    parser.add_argument("--index", type=int, default=0, help="which utterance of the split")
+    parser.add_argument("--out", type=Path, default=None, help="default: WORKDIR/samples/INDEX")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.set_defaults(handler=_sample)
+
+
+def _sample(args) -> int:
+    import json
+    from soundstorm.data.corpus import CorpusConfig, make_codec
+    from soundstorm.data.loader import SpeechCorpus
+    from soundstorm.sample import continue_utterance, pick_prompt, write_continuation
+    from soundstorm.train import load_run
+
+    corpus = SpeechCorpus(args.data)
+    config, params = load_run(args.workdir)
+    corpus.check_compatible(config)
+    examples = corpus.examples(args.split)
+    if not 0 <= args.index < len(examples):
+        raise InputError(f"--index must lie in [0, {len(examples)}) for split {args.split}")
+    codec = make_codec(CorpusConfig(**corpus.manifest["config"]))
+    continuation = continue_utterance(params, config, codec, pick_prompt(examples, args.index),
+                                      examples[args.index], seed=args.seed,
+                                      temperature=args.temperature)
+    out = args.out or args.workdir / "samples" / str(args.index)
+    figures = write_continuation(continuation, codec, out)
+    print(json.dumps(figures, indent=1))
+    print(f"wrote {out}/prompt.wav, generated.wav, reference.wav, spectrograms.png")
     return 0
 
 
@@ -60,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="soundstorm", description="SoundStorm: train, export, serve and synthesize.")
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train(subparsers)
+    _add_data(subparsers)
+    _add_sample(subparsers)
     return parser
 
 

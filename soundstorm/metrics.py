@@ -50,3 +50,20 @@ def plot_loss_curve(records: list[dict], path: Path, codebook_size: int,
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_spectrograms(waveforms: dict[str, "np.ndarray"], sample_rate: int, path: Path) -> None:
+    """One log-magnitude spectrogram per named waveform, stacked, on a shared time axis."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(waveforms), 1, figsize=(9, 2.4 * len(waveforms)), squeeze=False)
+    for ax, (name, waveform) in zip(axes[:, 0], waveforms.items()):
+        ax.specgram(waveform, NFFT=512, Fs=sample_rate, noverlap=384, cmap="magma")
+        ax.set_title(name)
+        ax.set_ylabel("Hz")
+    axes[-1, 0].set_xlabel("seconds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

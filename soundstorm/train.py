@@ -270,3 +270,13 @@ def load_params(workdir: Path, config: SoundStormConfig, train_config: TrainConf
                                       jax.device_put(init_state(config, train_config),
                                                      trainer.replicated))
     return trainer.checkpoints.restore(step, args=ocp.args.StandardRestore(abstract))["params"]
+
+
+def load_run(workdir: Path, step: int | None = None) -> tuple[SoundStormConfig, dict]:
+    """(model config, parameters) of a run directory, from its config.json and checkpoints."""
+    path = Path(workdir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no training run at {workdir} (config.json missing)")
+    record = json.loads(path.read_text())
+    config = SoundStormConfig(**record["model"])
+    return config, load_params(workdir, config, TrainConfig(**record["train"]), step)

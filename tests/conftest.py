@@ -68,3 +68,16 @@ def speech():
 def _speaker_names():
     from runtime.frontend import SPEAKERS
     return SPEAKERS.keys()
+
+
+TINY_CORPUS = dict(num_sentences=3, num_heldout_sentences=2, num_speakers=2,
+                   num_heldout_speakers=1, shard_size=4, seed=7)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus_dir(tmp_path_factory):
+    """A corpus of 3 + 2 sentences x 2 + 1 speakers, built once."""
+    from soundstorm.data.corpus import CorpusConfig, build_corpus
+    directory = tmp_path_factory.mktemp("tiny_corpus")
+    build_corpus(directory, CorpusConfig(**TINY_CORPUS), progress=False)
+    return directory

@@ -1,9 +1,12 @@
 """Lyra v2 (Google's public SoundStream) as a `Codec`, over its three TFLite models.
 
 The encoder and the decoder (lyragan) are streaming models with internal
-state: frames must go in order and every stream starts from a fresh state,
-which `reset_all_variables` gives (a reset interpreter repeats a fresh one
-exactly; `tests/test_codec.py` pins it). The quantizer is stateless.
+state: frames must go in order and every stream starts from a fresh state.
+`reset_all_variables` is not enough (measured: after another stream, a reset
+encoder still gives different codes for the first frames), so every stream
+gets new interpreters, built from model bytes read once (about 0.2 ms each).
+`tests/test_codec.py` pins that a stream's tokens do not depend on what the
+codec encoded before. The quantizer is stateless.
 """
 
 from __future__ import annotations
@@ -67,10 +70,10 @@ def check_codec_dir(codec_dir: Path) -> None:
                              f"{LYRA_COMMIT}): the file is corrupt or a different version")
 
 
-def _interpreter(path: Path):
+def _interpreter(model: bytes):
     # LiteRT is TFLite's maintained home; tf.lite.Interpreter is deprecated.
     from ai_edge_litert.interpreter import Interpreter
-    return Interpreter(model_path=str(path))
+    return Interpreter(model_content=model)
 
 
 class LyraCodec(Codec):
@@ -92,14 +95,14 @@ class LyraCodec(Codec):
         self.group_size = group_size
         self.num_levels = lyra_levels // group_size
         self.codebook_size = LYRA_CODES_PER_LEVEL ** group_size
-        self._encoder = _interpreter(self.codec_dir / "soundstream_encoder.tflite")
-        self._decoder = _interpreter(self.codec_dir / "lyragan.tflite")
-        quantizer = _interpreter(self.codec_dir / "quantizer.tflite")
-        self._encode_frame = self._encoder.get_signature_runner()
-        self._decode_frame = self._decoder.get_signature_runner()
+        # The interpreter keeps a reference into these bytes: they live as long as the codec.
+        self._encoder_model = (self.codec_dir / "soundstream_encoder.tflite").read_bytes()
+        self._decoder_model = (self.codec_dir / "lyragan.tflite").read_bytes()
+        self._quantizer_model = (self.codec_dir / "quantizer.tflite").read_bytes()
+        quantizer = _interpreter(self._quantizer_model)
         self._quantize = quantizer.get_signature_runner("encode")
         self._dequantize = quantizer.get_signature_runner("decode")
-        # The interpreters hold stream state: one stream at a time per codec.
+        # The quantizer interpreter is shared: one stream at a time per codec.
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -115,10 +118,10 @@ class LyraCodec(Codec):
         frames = audio.reshape(num_frames, 1, self.samples_per_frame)
         codes = np.empty((num_frames, self.lyra_levels), np.int32)
         levels = np.int32(self.lyra_levels)
+        encode_frame = _interpreter(self._encoder_model).get_signature_runner()
         with self._lock:
-            self._encoder.reset_all_variables()
             for index, frame in enumerate(frames):
-                features = self._encode_frame(input_audio=frame)["output_0"]
+                features = encode_frame(input_audio=frame)["output_0"]
                 quantized = self._quantize(input_frames=features, num_quantizers=levels)
                 codes[index] = quantized["output_0"].reshape(-1)[:self.lyra_levels]
         return group_levels(codes, self.group_size, LYRA_CODES_PER_LEVEL)
@@ -129,9 +132,9 @@ class LyraCodec(Codec):
         indices = np.full((tokens.shape[0], LYRA_MAX_LEVELS, 1, 1), _UNUSED_LEVEL, np.int32)
         indices[:, :self.lyra_levels, 0, 0] = codes
         waveform = np.empty((tokens.shape[0], self.samples_per_frame), np.float32)
+        decode_frame = _interpreter(self._decoder_model).get_signature_runner()
         with self._lock:
-            self._decoder.reset_all_variables()
             for index, frame_indices in enumerate(indices):
                 features = self._dequantize(encoding_indices=frame_indices)["output_0"]
-                waveform[index] = self._decode_frame(input_audio=features)["output_0"][0]
+                waveform[index] = decode_frame(input_audio=features)["output_0"][0]
         return np.clip(waveform.reshape(-1), -1.0, 1.0)

@@ -28,6 +28,9 @@ from soundstorm.data.corpus import MANIFEST
 from soundstorm.synthetic import Batch
 from soundstorm.validation import InputError
 
+# In a training run directory: the token contract of the corpus it was trained on.
+DATA_RECORD = "data.json"
+
 
 @dataclasses.dataclass(frozen=True)
 class Example:
@@ -85,6 +88,16 @@ class SpeechCorpus:
         if config.semantic_vocab_size < self.vocabulary_size:
             raise ConfigError(f"model semantic_vocab_size = {config.semantic_vocab_size} is smaller "
                               f"than the corpus vocabulary ({self.vocabulary_size})")
+
+    def record_token_contract(self, workdir) -> Path:
+        """Writes workdir/data.json: the codec and semantic settings a model trained on this
+        corpus expects (the export puts them in the model's metadata)."""
+        path = Path(workdir) / DATA_RECORD
+        path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"corpus": str(self.directory.resolve()), "codec": self.manifest["codec"],
+                  "semantic": self.manifest["semantic"]}
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        return path
 
     def examples(self, split: str) -> list[Example]:
         if split not in self.manifest["splits"]:

@@ -1,0 +1,75 @@
+"""Lyra round-trip quality against the SoundStorm decoding passes each setting costs.
+
+    .venv/bin/python benchmarks/codec_quality.py [--utterances 24]
+
+Held-out speech: the held-out sentences of the default corpus said by its
+held-out speakers (espeak-ng, converted to 16 kHz), never used in training.
+For each number of Lyra levels it prints the bitrate, the mel-cepstral
+distortion of the codec round trip (mean over utterances; lower is better;
+soundstorm/evaluation/spectral.py), and the word error rate of pocketsphinx on
+the round trip and on the original. Grouping does not change the audio (the
+tokens are the same codes), only what the model sees: for each grouping g it
+lists the SoundStorm levels (L/g), their codebook size (16^g) and the forward
+passes of the paper's schedule (16 for the first level + 1 per further level).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import numpy as np
+
+from runtime.codec import LyraCodec, to_mono
+from runtime.frontend import get_speaker, synthesize
+from soundstorm.data.corpus import CorpusConfig, plan
+from soundstorm.decoding import paper_schedule
+from soundstorm.evaluation import SpeechRecognizer, mel_cepstral_distortion, word_error_rate
+
+LEVEL_CHOICES = (8, 12, 16, 24, 30, 46)
+GROUP_SIZES = (1, 2, 3)
+BITS_PER_LEVEL = 4
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--utterances", type=int, default=24)
+    args = parser.parse_args()
+
+    jobs = plan(CorpusConfig())["eval_unseen_speakers"][:args.utterances]
+    recognizer = SpeechRecognizer()
+    speech = []
+    for job in jobs:
+        utterance = synthesize(job.text, get_speaker(job.speaker))
+        speech.append((job.text, to_mono(utterance.waveform, utterance.sample_rate, 16_000)))
+    seconds = sum(len(wave) for _, wave in speech) / 16_000
+    original_wer = statistics.mean(word_error_rate(text, recognizer.transcribe(wave))
+                                   for text, wave in speech)
+    print(f"held-out speech: {len(speech)} utterances, {seconds:.1f} s, "
+          f"{len({job.speaker for job in jobs})} unseen speakers")
+    print(f"pocketsphinx WER on the original espeak-ng audio: {original_wer:.1%}\n")
+    print(" lyra levels  kbps   MCD   WER  |  SoundStorm levels x codes (passes) for g = "
+          + ", ".join(map(str, GROUP_SIZES)))
+    for levels in LEVEL_CHOICES:
+        codec = LyraCodec(lyra_levels=levels, group_size=1)
+        distortions, errors = [], []
+        for text, wave in speech:
+            decoded = codec.decode(codec.encode(wave, 16_000))
+            distortions.append(mel_cepstral_distortion(wave, decoded, 16_000))
+            errors.append(word_error_rate(text, recognizer.transcribe(decoded)))
+        groupings = []
+        for group in GROUP_SIZES:
+            if levels % group == 0:
+                model_levels = levels // group
+                passes = sum(paper_schedule(model_levels))
+                groupings.append(f"{model_levels}x{16 ** group} ({passes})")
+            else:
+                groupings.append("-")
+        kbps = levels * BITS_PER_LEVEL * codec.frame_rate_hz / 1000
+        print(f"{levels:12d}  {kbps:4.1f}  {np.mean(distortions):5.2f}  "
+              f"{np.mean(errors):4.0%}  |  " + ", ".join(groupings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+"""The one exception type of the text frontend.
+
+A ValueError subclass: every failure here is caused by an input (text, speaker,
+vocabulary file, missing system package) that the caller can fix.
+"""
+
+
+class FrontendError(ValueError):
+    """Bad input to the text frontend, or espeak-ng unavailable; the message names the problem."""
