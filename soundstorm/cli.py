@@ -7,6 +7,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from runtime.codec.base import CodecError
+from runtime.frontend.errors import FrontendError
 from soundstorm.config import PRESETS, ConfigError, get_preset
 from soundstorm.validation import InputError
 
@@ -63,7 +65,7 @@ def _train(args) -> int:
                      unigram_entropy(examples, config.num_levels, config.codebook_size)}
         print(f"corpus {args.data}: {len(examples)} training utterances; model {config}")
         seconds = args.seconds if args.seconds is not None else 10.0
-        bucket = 25 * config.frames_per_semantic_token
+        bucket = BUCKET_SECONDS * config.frame_rate_hz
         max_frames = max(bucket, int(seconds * config.frame_rate_hz) // bucket * bucket)
         batches = training_batches(examples, config, args.batch_size, seed=args.seed,
                                    max_frames=max_frames, bucket_frames=bucket)
@@ -72,6 +74,10 @@ def _train(args) -> int:
     print(f"trained to step {result.step}; final loss {result.metrics[-1]['loss']:.3f}; "
           f"loss curve: {args.workdir / 'loss_curve.png'}")
     return 0
+
+
+# Corpus batches are padded to whole multiples of this many seconds.
+BUCKET_SECONDS = 1
 
 
 def _add_data(subparsers) -> None:
@@ -89,7 +95,8 @@ def _add_data(subparsers) -> None:
     build.add_argument("--heldout-speakers", type=int, default=4)
     build.add_argument("--seed", type=int, default=0)
     build.add_argument("--shard-size", type=int, default=128)
-    build.add_argument("--semantic-rate", type=int, default=25, help="semantic tokens per second")
+    build.add_argument("--semantic-rate", type=int, default=50,
+                       help="semantic tokens per second (default 50; docs/data.md says why)")
     build.set_defaults(handler=_data_build)
 
 
@@ -161,6 +168,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, InputError, FileNotFoundError) as error:
+    except (ConfigError, InputError, CodecError, FrontendError, FileNotFoundError) as error:
         print(f"soundstorm {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -99,12 +99,12 @@ class SoundStormConfig:
 PRESETS: dict[str, SoundStormConfig] = {
     # The paper's model (~350M parameters).
     "paper": SoundStormConfig(),
-    # The reference model trained on this project's 2-core CPU machines. Its
-    # token layout (levels, codebook) follows the codec grouping chosen when the
-    # codec was measured; see docs/codec.md once that issue lands.
+    # The reference model trained on this project's 2-core CPU machines, with
+    # the token layout of the default corpus: 16 Lyra levels in pairs (8 x 256,
+    # docs/codec.md), phoneme vocabulary v1 (74 symbols) at 50 Hz (docs/data.md).
     "small": SoundStormConfig(
         num_layers=6, num_heads=4, model_dim=256, ff_dim=1024,
-        num_levels=8, codebook_size=256, semantic_vocab_size=128),
+        num_levels=8, codebook_size=256, semantic_vocab_size=74, semantic_rate_hz=50),
     # For tests: compiles and trains in seconds.
     "tiny": SoundStormConfig(
         num_layers=2, num_heads=2, model_dim=32, ff_dim=64, num_levels=3,
