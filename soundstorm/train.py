@@ -237,11 +237,12 @@ class Trainer:
             frames_in_window += int(batch.lengths.sum())
             done = step + 1
             if done % tc.log_every == 0 or done == end:
+                # Reading the metrics waits for the window's steps (dispatch is
+                # asynchronous); only then does the clock say what they cost.
+                means = {name: float(np.mean([float(m[name]) for m in window]))
+                         for name in ("loss", "accuracy", "grad_norm")}
                 elapsed = time.perf_counter() - window_start
-                record = {"step": done,
-                          **{name: float(np.mean([float(m[name]) for m in window]))
-                             for name in ("loss", "accuracy", "grad_norm")},
-                          "learning_rate": learning_rate_at(tc, done),
+                record = {"step": done, **means, "learning_rate": learning_rate_at(tc, done),
                           "frames_per_s": frames_in_window / elapsed}
                 self.log.write(record)
                 bar.set_postfix(loss=f"{record['loss']:.3f}",

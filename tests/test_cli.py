@@ -1,0 +1,35 @@
+"""The `soundstorm` command line: data -> train -> sample on a tiny corpus, and its errors."""
+
+import json
+
+from soundstorm.cli import main
+
+
+def test_train_on_a_corpus_then_sample_from_it(tiny_corpus_dir, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    code = main(["train", "--preset", "tiny", "--data", str(tiny_corpus_dir), "--workdir",
+                 str(workdir), "--steps", "2", "--batch-size", "2", "--checkpoint-every", "2"])
+    assert code == 0
+    record = json.loads((workdir / "data.json").read_text())
+    assert record["codec"]["num_levels"] == 8 and record["semantic"]["rate_hz"] == 50
+    assert json.loads((workdir / "config.json").read_text())["model"]["codebook_size"] == 256
+    assert (workdir / "loss_curve.png").exists()
+
+    out = tmp_path / "sample"
+    code = main(["sample", "--workdir", str(workdir), "--data", str(tiny_corpus_dir),
+                 "--split", "eval_seen_speakers", "--index", "1", "--out", str(out)])
+    assert code == 0
+    assert {"prompt.wav", "generated.wav", "reference.wav", "spectrograms.png"} <= {
+        path.name for path in out.iterdir()}
+    assert "token_agreement_per_level" in capsys.readouterr().out
+
+
+def test_errors_are_one_line_and_exit_2(tiny_corpus_dir, tmp_path, capsys):
+    assert main(["sample", "--workdir", str(tmp_path / "none"), "--data",
+                 str(tiny_corpus_dir)]) == 2
+    assert "no training run" in capsys.readouterr().err
+    assert main(["data", "build", "--out", str(tmp_path / "c"), "--sentences", "0"]) == 2
+    assert "num_sentences must be >= 1" in capsys.readouterr().err
+    assert main(["train", "--preset", "tiny", "--data", str(tmp_path / "missing"),
+                 "--workdir", str(tmp_path / "w"), "--steps", "2"]) == 2
+    assert "soundstorm data build" in capsys.readouterr().err
