@@ -30,6 +30,10 @@ class SoundStormConfig:
     conv_expansion: int = 2
     rotary_base: float = 10_000.0
     layer_norm_epsilon: float = 1e-5
+    # Initial value of the per-channel scale on every residual branch
+    # (LayerScale; model.py says why; 0.01 measured against 0.1 and none in
+    # docs/training.md). The paper does not say how it initialised.
+    layer_scale_init: float = 0.01
 
     # Codec tokens: `num_levels` RVQ levels of `codebook_size` codes each.
     num_levels: int = 12
@@ -45,6 +49,8 @@ class SoundStormConfig:
     compute_dtype: str = "float32"
 
     def __post_init__(self):
+        if not self.layer_scale_init > 0:
+            raise ConfigError(f"layer_scale_init must be > 0, got {self.layer_scale_init}")
         positive = ("num_layers", "num_heads", "model_dim", "ff_dim", "conv_kernel_size",
                     "conv_expansion", "num_levels", "codebook_size", "frame_rate_hz",
                     "semantic_vocab_size", "semantic_rate_hz")

@@ -110,6 +110,25 @@ class ConvModule(nn.Module):
         return nn.Dense(c.model_dim, dtype=c.compute_dtype)(y)
 
 
+class LayerScale(nn.Module):
+    """A learnt per-channel scale on a residual branch, starting small (Touvron et al. 2021).
+
+    Without it the blocks' branches, near-uniform attention above all, add
+    components shared by every frame that bury each frame's own input: in the
+    6-block `small` preset the hidden states of different frames were 93% the
+    same at initialisation, the gradient reaching the semantic embedding was 50x
+    smaller than in a 1-block model, and training sat at the unigram loss.
+    Small branch scales let a frame's input through while the branches learn.
+    """
+    config: SoundStormConfig
+
+    @nn.compact
+    def __call__(self, x):
+        c = self.config
+        scale = self.param("scale", nn.initializers.constant(c.layer_scale_init), (c.model_dim,))
+        return x * scale.astype(x.dtype)
+
+
 class ConformerBlock(nn.Module):
     """Macaron Conformer block: half FF, self-attention, convolution, half FF, final norm."""
     config: SoundStormConfig
@@ -117,10 +136,11 @@ class ConformerBlock(nn.Module):
     @nn.compact
     def __call__(self, x, frame_mask):
         c = self.config
-        x = x + 0.5 * FeedForward(c, name="ff_in")(x)
-        x = x + SelfAttention(c, name="attention")(x, frame_mask)
-        x = x + ConvModule(c, name="conv")(x, frame_mask)
-        x = x + 0.5 * FeedForward(c, name="ff_out")(x)
+        x = x + 0.5 * LayerScale(c, name="ff_in_scale")(FeedForward(c, name="ff_in")(x))
+        x = x + LayerScale(c, name="attention_scale")(
+            SelfAttention(c, name="attention")(x, frame_mask))
+        x = x + LayerScale(c, name="conv_scale")(ConvModule(c, name="conv")(x, frame_mask))
+        x = x + 0.5 * LayerScale(c, name="ff_out_scale")(FeedForward(c, name="ff_out")(x))
         return nn.LayerNorm(epsilon=c.layer_norm_epsilon, dtype=c.compute_dtype,
                             name="final_norm")(x)
 

@@ -21,6 +21,14 @@ def _shard_arrays(directory):
     return arrays
 
 
+def _assert_same_shards(first_dir, second_dir):
+    first, second = _shard_arrays(first_dir), _shard_arrays(second_dir)
+    assert first.keys() == second.keys()
+    for name in first:
+        for field in first[name]:
+            assert np.array_equal(first[name][field], second[name][field]), (name, field)
+
+
 def test_held_out_speakers_and_sentences_never_reach_training():
     jobs = plan(CorpusConfig(**TINY_CORPUS))
     train_speakers = {job.speaker for job in jobs["train"]}
@@ -58,11 +66,7 @@ def test_examples_align_semantic_and_codec_tokens(tiny_corpus_dir):
 
 def test_build_is_deterministic_for_a_seed(tiny_corpus_dir, tmp_path):
     build_corpus(tmp_path, CorpusConfig(**TINY_CORPUS), progress=False)
-    first, second = _shard_arrays(tiny_corpus_dir), _shard_arrays(tmp_path)
-    assert first.keys() == second.keys()
-    for name in first:
-        for field in first[name]:
-            assert np.array_equal(first[name][field], second[name][field]), (name, field)
+    _assert_same_shards(tiny_corpus_dir, tmp_path)
 
 
 class _Crash(Exception):
@@ -86,11 +90,7 @@ def test_a_crashed_build_resumes_without_losing_or_repeating_examples(tiny_corpu
     resumed = []
     build_corpus(tmp_path, config, progress=False, after_shard=resumed.append)
     assert not set(resumed) & set(written)  # finished shards are not redone
-    full, crashed = _shard_arrays(tiny_corpus_dir), _shard_arrays(tmp_path)
-    assert full.keys() == crashed.keys()
-    for name in full:
-        for field in full[name]:
-            assert np.array_equal(full[name][field], crashed[name][field]), (name, field)
+    _assert_same_shards(tiny_corpus_dir, tmp_path)
 
 
 def test_resuming_with_other_settings_is_refused(tiny_corpus_dir):

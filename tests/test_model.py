@@ -114,3 +114,40 @@ def test_bfloat16_compute_stays_close_to_float32(params, rng):
     bf16 = logits_of(params, semantic, acoustic, [8, 8], levels, bf16_config)
     assert bf16.dtype == np.float32
     np.testing.assert_allclose(bf16, f32, atol=0.1)
+
+
+def test_a_six_block_stack_learns_a_per_frame_lookup_quickly():
+    """Pins the non-convergence public re-implementations shipped: in a deep stack
+    the branches' shared components buried each frame's own input and training sat
+    at the unigram loss. The code of every frame here is a fixed function of its
+    semantic token, all acoustic inputs are masked; with LayerScale'd branches 40
+    Adam steps bring the loss to ~0.2 nats (measured: ~2.1 with branch scale 1, i.e.
+    without LayerScale; a one-block model reaches ~0.4)."""
+    import optax
+    config = PRESETS["tiny"].replace(num_layers=6, semantic_rate_hz=50)
+    rng = np.random.default_rng(0)
+    code_of_token = jnp.asarray(rng.integers(0, config.codebook_size, config.semantic_vocab_size))
+    model = SoundStorm(config)
+    params = init_params(config, jax.random.key(0))
+    optimizer = optax.adam(1e-3)
+    opt_state = optimizer.init(params)
+    batch, frames, run = 8, 150, 5
+    masked = jnp.full((batch, frames, config.num_levels), config.mask_id)
+
+    @jax.jit
+    def step(params, opt_state, semantic):
+        def loss_fn(p):
+            logits = model.apply({"params": p}, semantic, masked, jnp.ones((batch, frames), bool),
+                                 jnp.zeros(batch, jnp.int32))
+            log_probs = jax.nn.log_softmax(logits)
+            return -jnp.take_along_axis(log_probs, code_of_token[semantic][..., None], -1).mean()
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    losses = []
+    for _ in range(40):
+        tokens = rng.integers(0, config.semantic_vocab_size, (batch, frames // run))
+        params, opt_state, loss = step(params, opt_state, jnp.asarray(np.repeat(tokens, run, 1)))
+        losses.append(float(loss))
+    assert np.mean(losses[20:]) < 0.25 * np.log(config.codebook_size)
