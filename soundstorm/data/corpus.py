@@ -61,7 +61,7 @@ class CorpusConfig:
                      "semantic_rate_hz"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.num_heldout_speakers < self.num_speakers + self.num_heldout_speakers:
+        if self.num_heldout_speakers < 0:
             raise ConfigError(f"num_heldout_speakers must be >= 0, got {self.num_heldout_speakers}")
         total = self.num_speakers + self.num_heldout_speakers
         if total > len(SPEAKERS):
@@ -189,11 +189,13 @@ def build_corpus(out_dir, config: CorpusConfig, *, codec_dir=None, progress: boo
     shards = {split: [split_jobs[start:start + config.shard_size]
                       for start in range(0, len(split_jobs), config.shard_size)]
               for split, split_jobs in jobs.items()}
-    done = {split: [shard_name(split, index) for index in range(len(split_shards))
-                    if (out_dir / shard_name(split, index)).exists()]
-            for split, split_shards in shards.items()}
+    on_disk = {(split, index) for split, split_shards in shards.items()
+               for index in range(len(split_shards))
+               if (out_dir / shard_name(split, index)).exists()}
+    done = {split: [shard_name(split, index) for index in range(len(shards[split]))
+                    if (split, index) in on_disk] for split in SPLITS}
     total = sum(len(split_jobs) for split_jobs in jobs.values())
-    already = sum(len(shards[split][int(name[-9:-4])]) for split in SPLITS for name in done[split])
+    already = sum(len(shards[split][index]) for split, index in on_disk)
     bar = tqdm(total=total, initial=already, unit="utt", desc="corpus", disable=not progress)
     _write_json(manifest_path, _manifest(config, codec, vocabulary, jobs, done, complete=False))
     for split in SPLITS:
