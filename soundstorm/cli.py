@@ -154,6 +154,79 @@ def _sample(args) -> int:
     return 0
 
 
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(item) for item in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(item) for item in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _named_schedule(text: str) -> tuple[str, tuple[int, ...]]:
+    name, _, schedule = text.partition("=")
+    if not name or not schedule:
+        raise argparse.ArgumentTypeError(f"expected NAME=ITERATIONS,..., got {text!r}")
+    return name, _int_list(schedule)
+
+
+def _add_export(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export", help="export a training run as a TF Serving SavedModel (jax2tf)",
+        description="Converts a run's checkpoint with jax2tf into a SavedModel whose "
+                    "serving_default signature runs the whole decoding loop, written atomically "
+                    "to BASE_PATH/MODEL_NAME/VERSION (docs/export.md).")
+    parser.add_argument("--workdir", type=Path, required=True, help="training run directory")
+    parser.add_argument("--base-path", type=Path, required=True,
+                        help="TF Serving model base path; the version goes under MODEL_NAME/")
+    parser.add_argument("--model-name", default="soundstorm")
+    parser.add_argument("--version", type=int, default=None,
+                        help="integer version (default: one past the newest; existing = error)")
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    parser.add_argument("--schedule", type=_int_list, default=None,
+                        help="iterations per level for serving_default, e.g. 16,1,1,1,1,1,1,1 "
+                             "(default: the paper's 16 then 1 per level)")
+    parser.add_argument("--extra-schedule", type=_named_schedule, action="append", default=[],
+                        help="a further signature, e.g. generate_fast=8,1,1,1,1,1,1,1 (repeatable)")
+    parser.add_argument("--max-seconds", type=float, default=30.0,
+                        help="longest total length per call (default 30)")
+    parser.add_argument("--prompt-seconds", type=float, default=3.0,
+                        help="longest voice prompt (default 3)")
+    parser.add_argument("--buckets", type=_float_list, default=(5.0, 10.0, 20.0, 30.0),
+                        help="length buckets in seconds (default 5,10,20,30)")
+    parser.add_argument("--static-buckets", action="store_true",
+                        help="also export one fixed-shape signature per bucket (TPU)")
+    parser.add_argument("--platforms", default="cpu,cuda,tpu",
+                        help="jax2tf lowering platforms (default cpu,cuda,tpu)")
+    parser.add_argument("--loop", default="scan", choices=("scan", "unrolled"),
+                        help="decoding loop inside the module (default scan; docs/export.md)")
+    parser.add_argument("--warmup-batch-sizes", type=_int_list, default=(1,),
+                        help="batch sizes to write warm-up records for (default 1)")
+    parser.set_defaults(handler=_export)
+
+
+def _export(args) -> int:
+    import os
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter
+    from export import ExportConfig, export_savedmodel
+
+    export_config = ExportConfig(
+        model_name=args.model_name, level_schedule=args.schedule,
+        extra_schedules=tuple(args.extra_schedule), max_seconds=args.max_seconds,
+        max_prompt_seconds=args.prompt_seconds, bucket_seconds=tuple(args.buckets),
+        static_buckets=args.static_buckets, platforms=tuple(args.platforms.split(",")),
+        loop=args.loop, warmup_batch_sizes=tuple(args.warmup_batch_sizes))
+    path = export_savedmodel(args.workdir, args.base_path, export_config, version=args.version,
+                             step=args.step)
+    print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="soundstorm", description="SoundStorm: train, export, serve and synthesize.")
@@ -161,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(subparsers)
     _add_data(subparsers)
     _add_sample(subparsers)
+    _add_export(subparsers)
     return parser
 
 

@@ -263,21 +263,43 @@ class Trainer:
 def load_params(workdir: Path, config: SoundStormConfig, train_config: TrainConfig,
                 step: int | None = None) -> dict:
     """Parameters of a run's latest (or given) checkpoint."""
+    return load_checkpoint(workdir, config, train_config, step)[0]
+
+
+def load_checkpoint(workdir: Path, config: SoundStormConfig, train_config: TrainConfig,
+                    step: int | None = None) -> tuple[dict, int]:
+    """(parameters, step) of a run's latest (or given) checkpoint."""
+    if not (Path(workdir) / "checkpoints").is_dir():
+        raise FileNotFoundError(f"no checkpoint in {Path(workdir) / 'checkpoints'}")
     trainer = Trainer(config, train_config, workdir)
     step = trainer.checkpoints.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {Path(workdir) / 'checkpoints'}")
+    if step not in trainer.checkpoints.all_steps():
+        raise FileNotFoundError(f"no checkpoint of step {step} in {Path(workdir) / 'checkpoints'} "
+                                f"(it has {sorted(trainer.checkpoints.all_steps())})")
     abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct,
                                       jax.device_put(init_state(config, train_config),
                                                      trainer.replicated))
-    return trainer.checkpoints.restore(step, args=ocp.args.StandardRestore(abstract))["params"]
+    try:
+        state = trainer.checkpoints.restore(step, args=ocp.args.StandardRestore(abstract))
+    except ValueError as error:
+        # orbax names the first array whose stored shape differs from the config's.
+        raise ConfigError(f"config mismatch: the checkpoint of step {step} in {workdir} does not "
+                          f"fit its config.json ({error})") from None
+    return state["params"], step
 
 
-def load_run(workdir: Path, step: int | None = None) -> tuple[SoundStormConfig, dict]:
-    """(model config, parameters) of a run directory, from its config.json and checkpoints."""
+def read_run_config(workdir: Path) -> tuple[SoundStormConfig, TrainConfig]:
+    """The model and training configs recorded in a run directory's config.json."""
     path = Path(workdir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"no training run at {workdir} (config.json missing)")
     record = json.loads(path.read_text())
-    config = SoundStormConfig(**record["model"])
-    return config, load_params(workdir, config, TrainConfig(**record["train"]), step)
+    return SoundStormConfig(**record["model"]), TrainConfig(**record["train"])
+
+
+def load_run(workdir: Path, step: int | None = None) -> tuple[SoundStormConfig, dict]:
+    """(model config, parameters) of a run directory, from its config.json and checkpoints."""
+    config, train_config = read_run_config(workdir)
+    return config, load_params(workdir, config, train_config, step)

@@ -1,0 +1,181 @@
+"""SavedModel against JAX on the same inputs: run time, first-call (compile) time, export time, size.
+
+    .venv/bin/python benchmarks/export_speed.py [--workdir runs/small-speech] [--seconds 30]
+
+In one run: exports the run's checkpoint (timed) to a temporary base path,
+then in a fresh process loads the SavedModel and times, on one request of
+`--seconds` of audio with a 3 s prompt, the JAX `decode` (jit) and the
+SavedModel's serving_default alternately, `--repeats` times each (medians), and
+their token agreement. First-call times come from two further fresh processes:
+one calls the SavedModel cold, one replays the warm-up records first (as TF
+Serving does at load) and then calls. With no --workdir, or a missing one, a
+`small` model is trained for one step so there is a checkpoint to export
+(speed does not depend on the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PROMPT_SECONDS = 3.0
+
+
+def request(config, seconds: float, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    frames = round(seconds * config.frame_rate_hz)
+    prompt = round(PROMPT_SECONDS * config.frame_rate_hz)
+    return {
+        "semantic_tokens": rng.integers(0, config.semantic_vocab_size,
+                                        (1, frames // config.frames_per_semantic_token), np.int32),
+        "prompt_tokens": rng.integers(0, config.codebook_size, (1, prompt, config.num_levels),
+                                      np.int32),
+        "prompt_lengths": np.array([prompt], np.int32), "lengths": np.array([frames], np.int32),
+        "seeds": np.array([seed], np.int32), "temperature": np.ones(1, np.float32),
+        "choice_temperature": np.full(1, 4.5, np.float32)}
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def child_steady(model_dir: str, workdir: str, seconds: float, repeats: int) -> dict:
+    """JAX vs SavedModel, alternating, in this (fresh) process."""
+    import jax
+    import tensorflow as tf
+    from soundstorm.decoding import DecodingConfig, check_decode_inputs, decode
+    from soundstorm.train import load_run
+
+    config, params = load_run(Path(workdir))
+    inputs = request(config, seconds)
+    decoding = DecodingConfig.paper(config)
+    checked = check_decode_inputs(config, *(inputs[k] for k in (
+        "semantic_tokens", "prompt_tokens", "prompt_lengths", "lengths", "seeds",
+        "temperature", "choice_temperature")))
+    run_jax = lambda: np.asarray(jax.block_until_ready(
+        decode(params, *checked, config=config, decoding=decoding)))
+    loaded = tf.saved_model.load(model_dir)
+    serving = loaded.signatures["serving_default"]
+    tensors = {key: tf.constant(value) for key, value in inputs.items()}
+    run_tf = lambda: serving(**tensors)["acoustic_tokens"].numpy()
+    jax_first, jax_tokens = _timed(run_jax)
+    tf_first, tf_tokens = _timed(run_tf)
+    jax_times, tf_times = [], []
+    for _ in range(repeats):
+        jax_times.append(_timed(run_jax)[0])
+        tf_times.append(_timed(run_tf)[0])
+    return {"jax_first_s": jax_first, "savedmodel_first_s": tf_first,
+            "jax_s": statistics.median(jax_times), "savedmodel_s": statistics.median(tf_times),
+            "jax_times": jax_times, "savedmodel_times": tf_times,
+            "token_agreement": float((jax_tokens == tf_tokens).mean()),
+            "agreement_per_level": (jax_tokens == tf_tokens).mean(axis=(0, 1)).tolist()}
+
+
+def child_first_call(model_dir: str, workdir: str, seconds: float, warm_up: bool) -> dict:
+    """Load, optionally replay the warm-up records, then time one request."""
+    import tensorflow as tf
+    from export.warmup import WARMUP_FILE, read_warmup
+    from soundstorm.train import read_run_config
+
+    config, _ = read_run_config(Path(workdir))
+    load_s, loaded = _timed(lambda: tf.saved_model.load(model_dir))
+    warmup_s = 0.0
+    if warm_up:
+        def replay():
+            for log in read_warmup(Path(model_dir) / "assets.extra" / WARMUP_FILE):
+                request_proto = log.predict_log.request
+                signature = loaded.signatures[request_proto.model_spec.signature_name]
+                signature(**{key: tf.constant(tf.make_ndarray(proto))
+                             for key, proto in request_proto.inputs.items()})
+        warmup_s, _ = _timed(replay)
+    tensors = {key: tf.constant(value) for key, value in request(config, seconds).items()}
+    first_s, _ = _timed(lambda: loaded.signatures["serving_default"](**tensors))
+    return {"load_s": load_s, "warmup_s": warmup_s, "first_call_s": first_s}
+
+
+def _child(args_list: list[str]) -> dict:
+    output = subprocess.run([sys.executable, __file__, *args_list], check=True,
+                            capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def ensure_run(workdir: Path | None) -> Path:
+    if workdir is not None and (workdir / "config.json").is_file():
+        return workdir
+    from soundstorm.config import get_preset
+    from soundstorm.synthetic import synthetic_batches
+    from soundstorm.train import TrainConfig, Trainer
+    workdir = Path(tempfile.mkdtemp(prefix="export-bench-run-"))
+    print(f"no run given: training the small preset for 1 step in {workdir}")
+    config = get_preset("small")
+    Trainer(config, TrainConfig(batch_size=1, total_steps=1, warmup_steps=0), workdir).run(
+        synthetic_batches(config, 1, 100), progress=False)
+    return workdir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("runs/small-speech"))
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--loop", default="scan", choices=("scan", "unrolled"))
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, model_dir, workdir = args.child[:3]
+        if mode == "steady":
+            result = child_steady(model_dir, workdir, args.seconds, args.repeats)
+        else:
+            result = child_first_call(model_dir, workdir, args.seconds, mode == "warm")
+        print(json.dumps(result))
+        return
+
+    from export import ExportConfig, export_savedmodel
+    workdir = ensure_run(args.workdir)
+    base = Path(tempfile.mkdtemp(prefix="export-bench-"))
+    export_config = ExportConfig(max_seconds=args.seconds, bucket_seconds=(args.seconds,),
+                                 loop=args.loop)
+    export_s, model_dir = _timed(lambda: export_savedmodel(workdir, base, export_config, log=None))
+    size = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
+    variables = sum(p.stat().st_size for p in (model_dir / "variables").rglob("*"))
+    common = [str(model_dir), str(workdir), "--seconds", str(args.seconds)]
+    steady = _child(["--child", "steady", *common[:2], "--repeats", str(args.repeats), *common[2:]])
+    cold = _child(["--child", "cold", *common])
+    warm = _child(["--child", "warm", *common])
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
+    print(f"run: {workdir}; request: {args.seconds:g} s of audio, {PROMPT_SECONDS:g} s prompt, "
+          f"batch 1, loop {args.loop}; medians of {args.repeats}")
+    print(f"export time            {export_s:8.1f} s")
+    print(f"SavedModel size        {size / 1e6:8.1f} MB (variables {variables / 1e6:.1f} MB, "
+          f"saved_model.pb {(model_dir / 'saved_model.pb').stat().st_size / 1e6:.1f} MB)")
+    print(f"JAX jit                {steady['jax_s']:8.2f} s  (runs {_fmt(steady['jax_times'])})")
+    print(f"SavedModel             {steady['savedmodel_s']:8.2f} s  "
+          f"(runs {_fmt(steady['savedmodel_times'])})")
+    print(f"SavedModel / JAX       {steady['savedmodel_s'] / steady['jax_s']:8.3f} x")
+    print(f"token agreement        {steady['token_agreement']:8.4f} "
+          f"(per level {_fmt(steady['agreement_per_level'], '.3f')})")
+    print(f"first call, JAX        {steady['jax_first_s']:8.2f} s (compile + run)")
+    print(f"first call, cold       {cold['first_call_s']:8.2f} s (load {cold['load_s']:.1f} s)")
+    print(f"first call, warmed up  {warm['first_call_s']:8.2f} s (load {warm['load_s']:.1f} s, "
+          f"warm-up replay {warm['warmup_s']:.1f} s)")
+
+
+def _fmt(values, spec=".2f") -> str:
+    return ", ".join(format(value, spec) for value in values)
+
+
+if __name__ == "__main__":
+    main()

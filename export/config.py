@@ -1,0 +1,127 @@
+"""What an export produces: the choices that shape the SavedModel, with defaults for serving.
+
+Lengths are given in seconds (readable, independent of the model's frame
+rate) and resolved to frames against the model config by `resolve`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+
+from soundstorm.config import ConfigError, SoundStormConfig
+from soundstorm.decoding import DecodingConfig, paper_schedule
+from soundstorm.validation import InputError
+
+# Where jax2tf lowers the decoding loop (jax2tf's native serialization names).
+ALL_PLATFORMS = ("cpu", "cuda", "tpu")
+# How the (level, iteration) steps run inside the module: one lax.scan, or
+# straight-line code. benchmarks/export_loop.py measured both (docs/export.md).
+LOOPS = ("scan", "unrolled")
+DEFAULT_SIGNATURE = "serving_default"
+# TF Serving reads at most this many warm-up records per model version.
+MAX_WARMUP_RECORDS = 1000
+_SIGNATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ExportError(InputError):
+    """An export that cannot be written as asked (nothing is left behind)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    model_name: str = "soundstorm"
+    # Iterations per level for `serving_default`; None: the paper's 16 then 1 per level.
+    level_schedule: tuple[int, ...] | None = None
+    # Further generate signatures: (signature name, level schedule) pairs, e.g.
+    # ("generate_fast", (8, 1, 1, ...)) for fewer level-1 iterations.
+    extra_schedules: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    # Longest total length (prompt + generated) one call may ask for: the paper's 30 s.
+    max_seconds: float = 30.0
+    # Longest voice prompt: the paper prompts with 3 s.
+    max_prompt_seconds: float = 3.0
+    # Clients pad lengths up to these, so a server compiles a bounded set of shapes.
+    bucket_seconds: tuple[float, ...] = (5.0, 10.0, 20.0, 30.0)
+    # TPU: also export one fixed-shape signature per bucket (`generate_<frames>`).
+    static_buckets: bool = False
+    platforms: tuple[str, ...] = ALL_PLATFORMS
+    loop: str = "scan"
+    # Warm-up records: one per (bucket, batch size) of every generate signature.
+    warmup_batch_sizes: tuple[int, ...] = (1,)
+    # Sampling defaults recorded for clients (per-request inputs of the signature).
+    default_temperature: float = 1.0
+    default_choice_temperature: float = 4.5
+
+    def __post_init__(self):
+        if not _SIGNATURE_NAME.match(self.model_name):
+            raise ExportError(f"model_name must be a plain identifier, got {self.model_name!r}")
+        unknown = set(self.platforms) - set(ALL_PLATFORMS)
+        if not self.platforms or unknown:
+            raise ExportError(f"platforms must be a non-empty subset of {ALL_PLATFORMS}, "
+                              f"got {self.platforms}")
+        if self.loop not in LOOPS:
+            raise ExportError(f"loop must be one of {LOOPS}, got {self.loop!r}")
+        names = [name for name, _ in self.extra_schedules]
+        for name in names:
+            if not _SIGNATURE_NAME.match(name) or name in (DEFAULT_SIGNATURE, "metadata", "logits"):
+                raise ExportError(f"extra schedule name {name!r} must be an identifier other "
+                                  "than serving_default, metadata and logits")
+        if len(set(names)) != len(names):
+            raise ExportError(f"extra schedule names repeat: {names}")
+        if not (self.max_seconds > 0 and 0 < self.max_prompt_seconds < self.max_seconds):
+            raise ExportError("need 0 < max_prompt_seconds < max_seconds, got "
+                              f"{self.max_prompt_seconds} and {self.max_seconds}")
+        if list(self.bucket_seconds) != sorted(set(self.bucket_seconds)) or not self.bucket_seconds:
+            raise ExportError(f"bucket_seconds must increase strictly, got {self.bucket_seconds}")
+        if any(size < 1 for size in self.warmup_batch_sizes):
+            raise ExportError(f"warmup_batch_sizes must be >= 1, got {self.warmup_batch_sizes}")
+        if not (self.default_temperature > 0 and self.default_choice_temperature >= 0):
+            raise ExportError("default temperature must be > 0 and choice temperature >= 0")
+
+    def resolve(self, config: SoundStormConfig) -> "ResolvedExport":
+        """Frames, buckets and schedules for one model; errors name what does not fit it."""
+        def frames(seconds: float) -> int:
+            # Whole semantic tokens: a generate call covers S * frames_per_token frames.
+            tokens = math.ceil(round(seconds * config.semantic_rate_hz, 6))
+            return tokens * config.frames_per_semantic_token
+
+        max_frames = frames(self.max_seconds)
+        max_prompt_frames = round(self.max_prompt_seconds * config.frame_rate_hz)
+        buckets = tuple(sorted({min(frames(seconds), max_frames) for seconds in self.bucket_seconds}))
+        if buckets[0] <= max_prompt_frames:
+            raise ExportError(f"the smallest bucket ({buckets[0]} frames) must be longer than "
+                              f"the longest prompt ({max_prompt_frames} frames)")
+        if buckets[-1] != max_frames:
+            buckets = buckets + (max_frames,)
+        schedules = {DEFAULT_SIGNATURE: tuple(self.level_schedule or
+                                              paper_schedule(config.num_levels))}
+        schedules.update((name, tuple(schedule)) for name, schedule in self.extra_schedules)
+        decodings = {}
+        for name, schedule in schedules.items():
+            if len(schedule) != config.num_levels:
+                raise ConfigError(f"schedule {name} has {len(schedule)} levels; the model has "
+                                  f"{config.num_levels}")
+            passes = sum(schedule)
+            decodings[name] = DecodingConfig(
+                level_schedule=schedule, scan_unroll=passes if self.loop == "unrolled" else 1)
+        static = {f"generate_{size}": size for size in buckets} if self.static_buckets else {}
+        records = len(buckets) * len(self.warmup_batch_sizes) * (len(decodings) + len(static))
+        if records > MAX_WARMUP_RECORDS:
+            raise ExportError(f"{records} warm-up records; TF Serving reads at most "
+                              f"{MAX_WARMUP_RECORDS}: use fewer buckets or batch sizes")
+        return ResolvedExport(self, config, max_frames, max_prompt_frames, buckets, decodings,
+                              static)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResolvedExport:
+    export: ExportConfig
+    model: SoundStormConfig
+    max_frames: int
+    max_prompt_frames: int
+    frame_buckets: tuple[int, ...]
+    # Generate signatures taking any length up to max_frames: name -> decoding.
+    decodings: dict[str, DecodingConfig]
+    # Fixed-shape signatures (TPU), decoding with the default schedule: name -> frames.
+    static_signatures: dict[str, int]

@@ -1,0 +1,39 @@
+"""Reads the serialized jax2tf modules (XlaCallModule ops) out of traced functions or a SavedModel."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from tensorflow.core.protobuf import saved_model_pb2
+
+
+@dataclasses.dataclass(frozen=True)
+class XlaModule:
+    function: str            # the TF function (in the graph's library) that holds it
+    version: int             # XlaCallModule calling-convention version
+    platforms: tuple[str, ...]
+    module_bytes: int        # size of the serialized StableHLO
+
+
+def _modules_in(library) -> list[XlaModule]:
+    found = []
+    for function in library.function:
+        for node in function.node_def:
+            if node.op == "XlaCallModule":
+                attrs = node.attr
+                found.append(XlaModule(
+                    function=function.signature.name, version=attrs["version"].i,
+                    platforms=tuple(p.decode().lower() for p in attrs["platforms"].list.s),
+                    module_bytes=len(attrs["module"].s)))
+    return found
+
+
+def modules_of_concrete_function(concrete) -> list[XlaModule]:
+    return _modules_in(concrete.graph.as_graph_def().library)
+
+
+def modules_of_saved_model(directory: Path) -> list[XlaModule]:
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((Path(directory) / "saved_model.pb").read_bytes())
+    return [module for graph in saved.meta_graphs for module in _modules_in(graph.graph_def.library)]

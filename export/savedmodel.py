@@ -1,0 +1,118 @@
+"""Training run -> SavedModel in TF Serving's layout: `<base_path>/<model_name>/<version>/`.
+
+The version is written into a hidden temporary folder beside its final place
+and renamed into place when complete: a server polling the base path only ever
+sees whole versions (TF Serving ignores folder names that are not integers),
+and a failed export leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import tensorflow as tf
+
+from export.config import DEFAULT_SIGNATURE, ExportConfig, ExportError
+from export.contract import (CONTRACT_FILE, CONTRACT_JSON_FILE, build_contract,
+                             check_token_contract, contract_json)
+from export.modules import modules_of_concrete_function
+from export.signatures import SoundStormModule
+from export.warmup import WARMUP_FILE, warmup_logs, write_warmup
+from soundstorm.data.loader import DATA_RECORD
+from soundstorm.train import load_checkpoint, read_run_config
+
+# For the Cloud TPU Inference Converter, which wraps the function of this alias.
+TPU_FUNCTION_ALIAS = "tpu_func"
+
+
+def existing_versions(model_dir: Path) -> list[int]:
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(entry.name) for entry in model_dir.iterdir()
+                  if entry.is_dir() and entry.name.isdigit())
+
+
+def _resolve_version(model_dir: Path, version: int | None) -> int:
+    versions = existing_versions(model_dir)
+    if version is None:
+        return versions[-1] + 1 if versions else 1
+    if version < 1:
+        raise ExportError(f"version must be a positive integer, got {version}")
+    if version in versions:
+        raise ExportError(f"version {version} already exists at {model_dir / str(version)}; "
+                          "versions are immutable: export a new one")
+    return version
+
+
+def export_savedmodel(workdir: Path, base_path: Path, export_config: ExportConfig = ExportConfig(),
+                      *, version: int | None = None, step: int | None = None,
+                      log: Callable[[str], None] | None = print) -> Path:
+    """Exports a training run's checkpoint; returns the version folder written."""
+    log = log or (lambda message: None)
+    started = time.perf_counter()
+    workdir, base_path = Path(workdir), Path(base_path)
+
+    def progress(message: str) -> None:
+        log(f"[export {time.perf_counter() - started:6.1f} s] {message}")
+
+    config, train_config = read_run_config(workdir)
+    data_path = workdir / DATA_RECORD
+    data_record = json.loads(data_path.read_text()) if data_path.is_file() else None
+    resolved = export_config.resolve(config)
+    check_token_contract(data_record, resolved)
+    model_dir = base_path / export_config.model_name
+    version = _resolve_version(model_dir, version)
+    params, step = load_checkpoint(workdir, config, train_config, step)
+    progress(f"loaded step {step} of {workdir}; writing {model_dir / str(version)}")
+    if data_record is None:
+        progress("no data.json in the run (synthetic training data): contract codec 'none'")
+
+    module = SoundStormModule(params, resolved)
+    signatures = {}
+    for name, decoding in resolved.decodings.items():
+        progress(f"converting {name}: schedule {decoding.level_schedule}, "
+                 f"{decoding.num_passes} passes, loop {export_config.loop}")
+        signatures[name] = module.generate_function(name, decoding).get_concrete_function()
+    for name, frames in resolved.static_signatures.items():
+        progress(f"converting {name}: fixed {frames} frames")
+        signatures[name] = module.generate_function(
+            name, resolved.decodings[DEFAULT_SIGNATURE], frames).get_concrete_function()
+    signatures["logits"] = module.logits_function().get_concrete_function()
+    xla_modules = modules_of_concrete_function(signatures[DEFAULT_SIGNATURE])
+    contract = build_contract(resolved, version, data_record, step, xla_modules[0].version)
+    signatures["metadata"] = module.metadata_function(
+        contract.SerializeToString(), contract_json(contract)).get_concrete_function()
+
+    created_model_dir = not model_dir.exists()
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".export-{version}-", dir=model_dir))
+    try:
+        staging.chmod(0o755)  # mkdtemp makes it private; a server may run as another user
+        progress("saving")
+        options = tf.saved_model.SaveOptions(
+            function_aliases={TPU_FUNCTION_ALIAS: module.compiled[DEFAULT_SIGNATURE]})
+        tf.saved_model.save(module, str(staging), signatures=signatures, options=options)
+        extra = staging / "assets.extra"
+        extra.mkdir()
+        (extra / CONTRACT_FILE).write_bytes(contract.SerializeToString())
+        (extra / CONTRACT_JSON_FILE).write_text(contract_json(contract) + "\n")
+        logs = warmup_logs(resolved)
+        write_warmup(extra / WARMUP_FILE, logs)
+        progress(f"{len(logs)} warm-up records")
+        final = model_dir / str(version)
+        # rename() fails rather than merge if another export took the version meanwhile.
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_model_dir and not any(model_dir.iterdir()):
+            model_dir.rmdir()
+        raise
+    size = sum(path.stat().st_size for path in final.rglob("*") if path.is_file())
+    progress(f"done: {final} ({size / 1e6:.1f} MB)")
+    return final
