@@ -55,15 +55,14 @@ def child_steady(model_dir: str, workdir: str, seconds: float, repeats: int) -> 
     """JAX vs SavedModel, alternating, in this (fresh) process."""
     import jax
     import tensorflow as tf
+    from export.signatures import GENERATE_INPUTS
     from soundstorm.decoding import DecodingConfig, check_decode_inputs, decode
     from soundstorm.train import load_run
 
     config, params = load_run(Path(workdir))
     inputs = request(config, seconds)
     decoding = DecodingConfig.paper(config)
-    checked = check_decode_inputs(config, *(inputs[k] for k in (
-        "semantic_tokens", "prompt_tokens", "prompt_lengths", "lengths", "seeds",
-        "temperature", "choice_temperature")))
+    checked = check_decode_inputs(config, *(inputs[name] for name in GENERATE_INPUTS))
     run_jax = lambda: np.asarray(jax.block_until_ready(
         decode(params, *checked, config=config, decoding=decoding)))
     loaded = tf.saved_model.load(model_dir)
@@ -76,11 +75,32 @@ def child_steady(model_dir: str, workdir: str, seconds: float, repeats: int) -> 
     for _ in range(repeats):
         jax_times.append(_timed(run_jax)[0])
         tf_times.append(_timed(run_tf)[0])
-    return {"jax_first_s": jax_first, "savedmodel_first_s": tf_first,
+    logits_diff = _logits_difference(config, params, loaded, inputs)
+    return {"logits_max_abs_diff": logits_diff[0], "logits_max_abs": logits_diff[1],
+            "jax_first_s": jax_first, "savedmodel_first_s": tf_first,
             "jax_s": statistics.median(jax_times), "savedmodel_s": statistics.median(tf_times),
             "jax_times": jax_times, "savedmodel_times": tf_times,
             "token_agreement": float((jax_tokens == tf_tokens).mean()),
             "agreement_per_level": (jax_tokens == tf_tokens).mean(axis=(0, 1)).tolist()}
+
+
+def _logits_difference(config, params, loaded, inputs) -> tuple[float, float]:
+    """Max |SavedModel - JAX| of level-0 logits on the request's prompt + masked frames."""
+    import tensorflow as tf
+    from soundstorm.model import SoundStorm, frame_mask_from_lengths
+
+    frames = inputs["lengths"][0]
+    acoustic = np.full((1, frames, config.num_levels), config.mask_id, np.int32)
+    prompt = inputs["prompt_lengths"][0]
+    acoustic[:, :prompt] = inputs["prompt_tokens"][:, :prompt]
+    levels = np.zeros(1, np.int32)
+    saved = loaded.signatures["logits"](
+        semantic_tokens=tf.constant(inputs["semantic_tokens"]), acoustic_tokens=tf.constant(acoustic),
+        lengths=tf.constant(inputs["lengths"]), levels=tf.constant(levels))["logits"].numpy()
+    expected = np.asarray(SoundStorm(config).apply(
+        {"params": params}, inputs["semantic_tokens"], acoustic,
+        frame_mask_from_lengths(inputs["lengths"], frames), levels))
+    return float(np.abs(saved - expected).max()), float(np.abs(expected).max())
 
 
 def child_first_call(model_dir: str, workdir: str, seconds: float, warm_up: bool) -> dict:
@@ -105,8 +125,9 @@ def child_first_call(model_dir: str, workdir: str, seconds: float, warm_up: bool
     return {"load_s": load_s, "warmup_s": warmup_s, "first_call_s": first_s}
 
 
-def _child(args_list: list[str]) -> dict:
-    output = subprocess.run([sys.executable, __file__, *args_list], check=True,
+def _child(args_list: list[str], script: str = __file__) -> dict:
+    """Runs `script --child ...` in a fresh process (fresh compile caches); its last line is JSON."""
+    output = subprocess.run([sys.executable, script, *args_list], check=True,
                             capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -167,6 +188,8 @@ def main() -> None:
     print(f"SavedModel / JAX       {steady['savedmodel_s'] / steady['jax_s']:8.3f} x")
     print(f"token agreement        {steady['token_agreement']:8.4f} "
           f"(per level {_fmt(steady['agreement_per_level'], '.3f')})")
+    print(f"logits max |diff|      {steady['logits_max_abs_diff']:8.2e} "
+          f"(largest |logit| {steady['logits_max_abs']:.1f})")
     print(f"first call, JAX        {steady['jax_first_s']:8.2f} s (compile + run)")
     print(f"first call, cold       {cold['first_call_s']:8.2f} s (load {cold['load_s']:.1f} s)")
     print(f"first call, warmed up  {warm['first_call_s']:8.2f} s (load {warm['load_s']:.1f} s, "

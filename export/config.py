@@ -10,6 +10,8 @@ import dataclasses
 import math
 import re
 
+from jax import export as jax_export
+
 from soundstorm.config import ConfigError, SoundStormConfig
 from soundstorm.decoding import DecodingConfig, paper_schedule
 from soundstorm.validation import InputError
@@ -20,6 +22,10 @@ ALL_PLATFORMS = ("cpu", "cuda", "tpu")
 # straight-line code. benchmarks/export_loop.py measured both (docs/export.md).
 LOOPS = ("scan", "unrolled")
 DEFAULT_SIGNATURE = "serving_default"
+# XlaCallModule calling-convention versions this JAX can write.
+SUPPORTED_CALLING_CONVENTIONS = tuple(range(jax_export.minimum_supported_calling_convention_version,
+                                            jax_export.maximum_supported_calling_convention_version
+                                            + 1))
 # TF Serving reads at most this many warm-up records per model version.
 MAX_WARMUP_RECORDS = 1000
 _SIGNATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -47,6 +53,9 @@ class ExportConfig:
     static_buckets: bool = False
     platforms: tuple[str, ...] = ALL_PLATFORMS
     loop: str = "scan"
+    # XlaCallModule calling convention; None: JAX's current default. 9 for TF (Serving)
+    # builds that refuse version 10 (see docs/export.md).
+    calling_convention_version: int | None = None
     # Warm-up records: one per (bucket, batch size) of every generate signature.
     warmup_batch_sizes: tuple[int, ...] = (1,)
     # Sampling defaults recorded for clients (per-request inputs of the signature).
@@ -62,6 +71,9 @@ class ExportConfig:
                               f"got {self.platforms}")
         if self.loop not in LOOPS:
             raise ExportError(f"loop must be one of {LOOPS}, got {self.loop!r}")
+        if self.calling_convention_version not in (None, *SUPPORTED_CALLING_CONVENTIONS):
+            raise ExportError(f"calling_convention_version must be one of "
+                              f"{SUPPORTED_CALLING_CONVENTIONS}, got {self.calling_convention_version}")
         names = [name for name, _ in self.extra_schedules]
         for name in names:
             if not _SIGNATURE_NAME.match(name) or name in (DEFAULT_SIGNATURE, "metadata", "logits"):

@@ -14,9 +14,11 @@ class XlaModule:
     version: int             # XlaCallModule calling-convention version
     platforms: tuple[str, ...]
     module_bytes: int        # size of the serialized StableHLO
+    alias: str = ""          # its SaveOptions.function_aliases name, if any (e.g. "tpu_func")
 
 
-def _modules_in(library) -> list[XlaModule]:
+def _modules_in(library, aliases=None) -> list[XlaModule]:
+    aliases = aliases or {}
     found = []
     for function in library.function:
         for node in function.node_def:
@@ -25,7 +27,8 @@ def _modules_in(library) -> list[XlaModule]:
                 found.append(XlaModule(
                     function=function.signature.name, version=attrs["version"].i,
                     platforms=tuple(p.decode().lower() for p in attrs["platforms"].list.s),
-                    module_bytes=len(attrs["module"].s)))
+                    module_bytes=len(attrs["module"].s),
+                    alias=aliases.get(function.signature.name, "")))
     return found
 
 
@@ -36,4 +39,6 @@ def modules_of_concrete_function(concrete) -> list[XlaModule]:
 def modules_of_saved_model(directory: Path) -> list[XlaModule]:
     saved = saved_model_pb2.SavedModel()
     saved.ParseFromString((Path(directory) / "saved_model.pb").read_bytes())
-    return [module for graph in saved.meta_graphs for module in _modules_in(graph.graph_def.library)]
+    return [module for graph in saved.meta_graphs
+            for module in _modules_in(graph.graph_def.library,
+                                      dict(graph.meta_info_def.function_aliases))]

@@ -8,6 +8,7 @@ and a failed export leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,9 +17,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import jax
 import tensorflow as tf
 
-from export.config import DEFAULT_SIGNATURE, ExportConfig, ExportError
+from export.config import DEFAULT_SIGNATURE, ExportConfig, ExportError, ResolvedExport
 from export.contract import (CONTRACT_FILE, CONTRACT_JSON_FILE, build_contract,
                              check_token_contract, contract_json)
 from export.modules import modules_of_concrete_function
@@ -50,6 +52,36 @@ def _resolve_version(model_dir: Path, version: int | None) -> int:
     return version
 
 
+@contextlib.contextmanager
+def _calling_convention(version: int | None):
+    if version is None:
+        yield
+        return
+    previous = jax.config.jax_export_calling_convention_version
+    jax.config.update("jax_export_calling_convention_version", version)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_export_calling_convention_version", previous)
+
+
+def _trace(params, resolved: ResolvedExport, progress):
+    """Converts every generate signature and the logits signature (jax2tf runs here)."""
+    module = SoundStormModule(params, resolved)
+    signatures = {}
+    export_config = resolved.export
+    for name, decoding in resolved.decodings.items():
+        progress(f"converting {name}: schedule {decoding.level_schedule}, "
+                 f"{decoding.num_passes} passes, loop {export_config.loop}")
+        signatures[name] = module.generate_function(name, decoding).get_concrete_function()
+    for name, frames in resolved.static_signatures.items():
+        progress(f"converting {name}: fixed {frames} frames")
+        signatures[name] = module.generate_function(
+            name, resolved.decodings[DEFAULT_SIGNATURE], frames).get_concrete_function()
+    signatures["logits"] = module.logits_function().get_concrete_function()
+    return module, signatures
+
+
 def export_savedmodel(workdir: Path, base_path: Path, export_config: ExportConfig = ExportConfig(),
                       *, version: int | None = None, step: int | None = None,
                       log: Callable[[str], None] | None = print) -> Path:
@@ -73,17 +105,8 @@ def export_savedmodel(workdir: Path, base_path: Path, export_config: ExportConfi
     if data_record is None:
         progress("no data.json in the run (synthetic training data): contract codec 'none'")
 
-    module = SoundStormModule(params, resolved)
-    signatures = {}
-    for name, decoding in resolved.decodings.items():
-        progress(f"converting {name}: schedule {decoding.level_schedule}, "
-                 f"{decoding.num_passes} passes, loop {export_config.loop}")
-        signatures[name] = module.generate_function(name, decoding).get_concrete_function()
-    for name, frames in resolved.static_signatures.items():
-        progress(f"converting {name}: fixed {frames} frames")
-        signatures[name] = module.generate_function(
-            name, resolved.decodings[DEFAULT_SIGNATURE], frames).get_concrete_function()
-    signatures["logits"] = module.logits_function().get_concrete_function()
+    with _calling_convention(export_config.calling_convention_version):
+        module, signatures = _trace(params, resolved, progress)
     xla_modules = modules_of_concrete_function(signatures[DEFAULT_SIGNATURE])
     contract = build_contract(resolved, version, data_record, step, xla_modules[0].version)
     signatures["metadata"] = module.metadata_function(

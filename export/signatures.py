@@ -21,10 +21,9 @@ from soundstorm.config import SoundStormConfig
 from soundstorm.decoding import DecodingConfig, decode
 from soundstorm.model import SoundStorm, frame_mask_from_lengths
 
-# Inputs of every generate signature, in order: name -> (dtype, shape after the batch axis).
+# The inputs of every generate signature, in the order of the converted function's arguments.
 GENERATE_INPUTS = ("semantic_tokens", "prompt_tokens", "prompt_lengths", "lengths", "seeds",
                    "temperature", "choice_temperature")
-LOGITS_INPUTS = ("semantic_tokens", "acoustic_tokens", "lengths", "levels")
 
 
 def _generate_specs(config: SoundStormConfig, frames: int | None, prompt_frames: int | None):

@@ -205,6 +205,9 @@ def _add_export(subparsers) -> None:
                         help="jax2tf lowering platforms (default cpu,cuda,tpu)")
     parser.add_argument("--loop", default="scan", choices=("scan", "unrolled"),
                         help="decoding loop inside the module (default scan; docs/export.md)")
+    parser.add_argument("--calling-convention", type=int, default=None,
+                        help="XlaCallModule version to write (default: JAX's current, 10); 9 for "
+                             "TF Serving builds that refuse 10 (docs/export.md)")
     parser.add_argument("--warmup-batch-sizes", type=_int_list, default=(1,),
                         help="batch sizes to write warm-up records for (default 1)")
     parser.set_defaults(handler=_export)
@@ -220,7 +223,8 @@ def _export(args) -> int:
         extra_schedules=tuple(args.extra_schedule), max_seconds=args.max_seconds,
         max_prompt_seconds=args.prompt_seconds, bucket_seconds=tuple(args.buckets),
         static_buckets=args.static_buckets, platforms=tuple(args.platforms.split(",")),
-        loop=args.loop, warmup_batch_sizes=tuple(args.warmup_batch_sizes))
+        loop=args.loop, warmup_batch_sizes=tuple(args.warmup_batch_sizes),
+        calling_convention_version=args.calling_convention)
     path = export_savedmodel(args.workdir, args.base_path, export_config, version=args.version,
                              step=args.step)
     print(path)

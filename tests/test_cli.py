@@ -33,3 +33,19 @@ def test_errors_are_one_line_and_exit_2(tiny_corpus_dir, tmp_path, capsys):
     assert main(["train", "--preset", "tiny", "--data", str(tmp_path / "missing"),
                  "--workdir", str(tmp_path / "w"), "--steps", "2"]) == 2
     assert "soundstorm data build" in capsys.readouterr().err
+
+
+def test_export_writes_a_version_and_refuses_to_overwrite_it(trained_tiny, tmp_path, capsys):
+    args = ["export", "--workdir", str(trained_tiny[0]), "--base-path", str(tmp_path),
+            "--max-seconds", "0.64", "--prompt-seconds", "0.16", "--buckets", "0.64",
+            "--platforms", "cpu", "--extra-schedule", "generate_fast=4,1,1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == str(tmp_path / "soundstorm" / "1")
+    assert "converting generate_fast: schedule (4, 1, 1)" in out
+    assert main(args + ["--version", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("soundstorm export: error: version 1 already exists")
+    assert len(err.splitlines()) == 1
+    assert main(args[:-2] + ["--schedule", "16,1"]) == 2
+    assert "schedule serving_default has 2 levels" in capsys.readouterr().err

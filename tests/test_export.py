@@ -1,5 +1,6 @@
 """The jax2tf SavedModel: layout, signatures, parity with JAX, in-graph checks, warm-up, bad exports."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -94,6 +95,7 @@ def test_every_module_is_lowered_for_cpu_cuda_and_tpu(exported):
     # serving_default, generate_fast, two fixed buckets and logits.
     assert len(modules) == 5
     contract = read_contract(exported[2])
+    assert [m.alias for m in modules].count("tpu_func") == 1  # serving_default's, for TPU
     for module in modules:
         assert module.platforms == ("cpu", "cuda", "tpu")
         assert module.version == contract.export_info.calling_convention_version >= 9
@@ -310,6 +312,17 @@ def test_contract_carries_the_codec_of_a_corpus_run(trained_tiny, tmp_path, tiny
     assert [m.platforms for m in modules_of_saved_model(version_dir)] == [("cpu",)] * 2
 
 
+def test_calling_convention_9_for_older_tf_serving(exported, trained_tiny, tmp_path, tiny_config):
+    older = dataclasses.replace(QUICK, calling_convention_version=9)
+    version_dir = export_savedmodel(trained_tiny[0], tmp_path, older, log=None)
+    assert {m.version for m in modules_of_saved_model(version_dir)} == {9}
+    assert read_contract(version_dir).export_info.calling_convention_version == 9
+    request = memorised_request(tiny_config, frames=16, prompt=6, seed=2)
+    tokens = call(tf.saved_model.load(str(version_dir)), "serving_default", **request)
+    np.testing.assert_array_equal(tokens["acoustic_tokens"],
+                                  jax_tokens(exported[1], tiny_config, request))
+
+
 # Bad exports leave nothing behind
 
 QUICK = ExportConfig(max_seconds=0.64, max_prompt_seconds=0.16, bucket_seconds=(0.64,),
@@ -385,6 +398,7 @@ def test_a_failure_while_writing_leaves_no_partial_version(trained_tiny, tmp_pat
     (dict(extra_schedules=(("metadata", (1, 1, 1)),)), "extra schedule name"),
     (dict(platforms=("cpu", "rocm5")), "platforms"),
     (dict(warmup_batch_sizes=tuple(range(1, 600))), "TF Serving reads at most 1000"),
+    (dict(calling_convention_version=8), "calling_convention_version must be one of"),
 ])
 def test_export_options_that_cannot_work_are_refused(tiny_config, changes, message):
     options = dict(max_seconds=0.64, max_prompt_seconds=0.16, bucket_seconds=(0.32, 0.64))
