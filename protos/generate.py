@@ -10,6 +10,7 @@ stale. grpcio-tools is pinned in pyproject.toml so the output is reproducible.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,13 +19,15 @@ PROTO_FILES = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "prot
 
 
 def generate(out: Path) -> list[Path]:
-    from grpc_tools import protoc
-
     out.mkdir(parents=True, exist_ok=True)
-    status = protoc.main(["grpc_tools.protoc", f"-I{ROOT}", f"--python_out={out}",
-                          f"--pyi_out={out}", *(str(ROOT / name) for name in PROTO_FILES)])
-    if status != 0:
-        raise RuntimeError(f"protoc failed with status {status}")
+    # A child process: grpc_tools' protoc crashes inside a process that has TensorFlow's
+    # protobuf runtime loaded (as the test process has).
+    done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT}",
+                           f"--python_out={out}", f"--pyi_out={out}",
+                           *(str(ROOT / name) for name in PROTO_FILES)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"protoc failed ({done.returncode}): {done.stderr.strip()}")
     return [out / name.replace(".proto", suffix)
             for name in PROTO_FILES for suffix in ("_pb2.py", "_pb2.pyi")]
 
