@@ -231,6 +231,49 @@ def _export(args) -> int:
     return 0
 
 
+def _add_serve(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="serve exported models over TF Serving's gRPC and REST APIs",
+        description="A model server that speaks TF Serving's API and reads its config files "
+                    "(flags named as tensorflow_model_server's). Serves --model_name from "
+                    "--model_base_path, or every model of --model_config_file; new versions are "
+                    "loaded and warmed up before they take traffic (docs/serving.md).")
+    parser.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
+    parser.add_argument("--rest_api_port", type=int, default=0,
+                        help="REST port (default 0: no REST)")
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--model_name", default="soundstorm")
+    parser.add_argument("--model_base_path", type=Path, default=None)
+    parser.add_argument("--model_config_file", type=Path, default=None)
+    parser.add_argument("--model_config_file_poll_wait_seconds", type=float, default=0,
+                        help="re-read --model_config_file this often (0: once)")
+    parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1,
+                        help="look for new versions this often (default 1)")
+    parser.add_argument("--enable_batching", action="store_true")
+    parser.add_argument("--batching_parameters_file", type=Path, default=None)
+    parser.add_argument("--monitoring_config_file", type=Path, default=None)
+    parser.add_argument("--ssl_config_file", type=Path, default=None)
+    parser.add_argument("--max_message_bytes", type=int, default=64 * 1024 * 1024,
+                        help="largest gRPC message either way (default 64 MiB)")
+    # Accepted so tensorflow_model_server command lines run unchanged; XLA is always on here.
+    parser.add_argument("--xla_cpu_compilation_enabled", default="true", help=argparse.SUPPRESS)
+    parser.add_argument("--xla_gpu_compilation_enabled", default="true", help=argparse.SUPPRESS)
+    parser.add_argument("--rest_api_timeout_in_ms", type=int, default=600_000)
+    parser.set_defaults(handler=_serve)
+
+
+def _serve(args) -> int:
+    import os
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from runtime.serving.cli import serve_from_flags
+    from runtime.serving.errors import ServingError
+    try:
+        return serve_from_flags(args)
+    except (ValueError, ServingError) as error:  # a config file or flag combination that cannot work
+        print(f"soundstorm serve: error: {error}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="soundstorm", description="SoundStorm: train, export, serve and synthesize.")
@@ -239,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(subparsers)
     _add_sample(subparsers)
     _add_export(subparsers)
+    _add_serve(subparsers)
     return parser
 
 

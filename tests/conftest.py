@@ -81,3 +81,16 @@ def tiny_corpus_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tiny_corpus")
     build_corpus(directory, CorpusConfig(**TINY_CORPUS), progress=False)
     return directory
+
+
+# An export for serving tests: CPU only, one 32-frame bucket, so a server loads it quickly.
+SERVING_EXPORT = dict(max_seconds=0.64, max_prompt_seconds=0.16, bucket_seconds=(0.64,),
+                      platforms=("cpu",))
+
+
+@pytest.fixture(scope="session")
+def served_version(trained_tiny, tmp_path_factory):
+    """The memorising tiny model exported once for serving tests: its version folder."""
+    from export import ExportConfig, export_savedmodel
+    base = tmp_path_factory.mktemp("serving_exports")
+    return export_savedmodel(trained_tiny[0], base, ExportConfig(**SERVING_EXPORT), log=None)

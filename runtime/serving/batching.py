@@ -1,0 +1,183 @@
+"""Server-side batching as TF Serving does it, configured by its batching parameters file.
+
+Requests for one (model, version, signature) queue up; a batch closes when it
+holds `max_batch_size` examples or `batch_timeout_micros` after its first
+request. With `pad_variable_length_inputs`, inputs whose non-batch dimensions
+differ are padded to the largest, with each tensor's first element (TF
+Serving's rule); the batch is then padded up to the next `allowed_batch_sizes`
+entry by repeating its first example. Each request gets its own rows of the
+outputs back. The SavedModel's per-example lengths decide what is valid, so
+neither kind of padding changes an example's tokens.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from google.protobuf import text_format
+
+from protos import tf_serving_config_pb2
+from runtime.serving.errors import invalid_argument, unavailable
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchingOptions:
+    # TF Serving's defaults where its batching parameters leave a field unset.
+    max_batch_size: int = 1000
+    batch_timeout_micros: int = 0
+    max_enqueued_batches: int = 1000
+    num_batch_threads: int = 1
+    allowed_batch_sizes: tuple[int, ...] = ()
+    pad_variable_length_inputs: bool = False
+
+    def __post_init__(self):
+        sizes = self.allowed_batch_sizes
+        if sizes and (list(sizes) != sorted(set(sizes)) or sizes[-1] != self.max_batch_size):
+            raise ValueError(f"allowed_batch_sizes must increase and end at max_batch_size "
+                             f"({self.max_batch_size}), got {list(sizes)}")
+
+    @classmethod
+    def from_file(cls, path: Path) -> "BatchingOptions":
+        """Reads a TF Serving batching parameters file (text proto)."""
+        params = text_format.Parse(Path(path).read_text(),
+                                   tf_serving_config_pb2.BatchingParameters())
+        values = {}
+        for name in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
+                     "num_batch_threads"):
+            if params.HasField(name):
+                values[name] = getattr(params, name).value
+        return cls(allowed_batch_sizes=tuple(params.allowed_batch_sizes),
+                   pad_variable_length_inputs=params.pad_variable_length_inputs, **values)
+
+    def padded_batch_size(self, size: int) -> int:
+        return next((allowed for allowed in self.allowed_batch_sizes if allowed >= size), size)
+
+
+@dataclasses.dataclass
+class _Task:
+    inputs: dict[str, np.ndarray]
+    size: int
+    future: concurrent.futures.Future
+    arrived: float
+
+
+def _pad_to(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if array.shape[1:] == shape:
+        return array
+    widths = [(0, 0)] + [(0, want - have) for have, want in zip(array.shape[1:], shape)]
+    return np.pad(array, widths, constant_values=array.flat[0] if array.size else 0)
+
+
+class Batcher:
+    """Merges concurrent requests to one signature of one servable."""
+
+    def __init__(self, run: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]],
+                 options: BatchingOptions, on_batch: Callable[[int, int], None] | None = None):
+        self._run, self.options = run, options
+        self._on_batch = on_batch or (lambda examples, padded: None)
+        self._queue: queue.Queue[_Task] = queue.Queue(
+            maxsize=options.max_enqueued_batches * options.max_batch_size)
+        self._workers = concurrent.futures.ThreadPoolExecutor(options.num_batch_threads,
+                                                              thread_name_prefix="batch")
+        self._closed = threading.Event()
+        self._scheduler = threading.Thread(target=self._schedule, daemon=True,
+                                           name="batch-scheduler")
+        self._scheduler.start()
+
+    def submit(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        sizes = {key: array.shape[0] if array.ndim else None for key, array in inputs.items()}
+        if None in sizes.values() or len(set(sizes.values())) != 1:
+            raise invalid_argument(f"batching needs every input batch-first with one batch "
+                                   f"size; got first dimensions {sizes}")
+        size = next(iter(sizes.values()))
+        if size > self.options.max_batch_size:
+            raise invalid_argument(f"Task size {size} is larger than maximum batch size "
+                                   f"{self.options.max_batch_size}")
+        task = _Task(inputs, size, concurrent.futures.Future(), time.monotonic())
+        try:
+            self._queue.put_nowait(task)
+        except queue.Full:
+            raise unavailable("the batch queue is full; retry later") from None
+        return task.future.result()
+
+    def _schedule(self) -> None:
+        timeout = self.options.batch_timeout_micros / 1e6
+        pending: _Task | None = None
+        while not self._closed.is_set():
+            first = pending or self._next(0.1)
+            pending = None
+            if first is None:
+                continue
+            batch, size = [first], first.size
+            while size < self.options.max_batch_size:
+                task = self._next(max(0.0, first.arrived + timeout - time.monotonic()))
+                if task is None:
+                    break
+                if size + task.size > self.options.max_batch_size or not self._mergeable(
+                        first, task):
+                    pending = task  # opens the next batch
+                    break
+                batch.append(task)
+                size += task.size
+            self._workers.submit(self._execute, batch)
+
+    def _next(self, timeout: float) -> _Task | None:
+        try:
+            return self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _mergeable(self, first: _Task, task: _Task) -> bool:
+        if set(first.inputs) != set(task.inputs):
+            return False
+        return all(first.inputs[key].dtype == task.inputs[key].dtype and
+                   first.inputs[key].ndim == task.inputs[key].ndim and
+                   (self.options.pad_variable_length_inputs or
+                    first.inputs[key].shape[1:] == task.inputs[key].shape[1:])
+                   for key in first.inputs)
+
+    def _execute(self, batch: list[_Task]) -> None:
+        try:
+            self._execute_merged(batch)
+        except Exception as error:
+            if len(batch) == 1:
+                batch[0].future.set_exception(error)
+                return
+            # One bad request (the SavedModel's checks reject the whole batch) must not fail
+            # its batch-mates: run each alone, so only the bad one gets the error.
+            for task in batch:
+                if not task.future.done():
+                    self._execute([task])
+
+    def _execute_merged(self, batch: list[_Task]) -> None:
+        merged = {}
+        for key in batch[0].inputs:
+            arrays = [task.inputs[key] for task in batch]
+            shape = tuple(np.max([a.shape[1:] for a in arrays], axis=0)) if arrays[0].ndim > 1 \
+                else ()
+            merged[key] = np.concatenate([_pad_to(a, shape) for a in arrays])
+        examples = merged[next(iter(merged))].shape[0]
+        padded = self.options.padded_batch_size(examples)
+        if padded > examples:
+            merged = {key: np.concatenate([array, np.repeat(array[:1], padded - examples, 0)])
+                      for key, array in merged.items()}
+        self._on_batch(examples, padded)
+        outputs = self._run(merged)
+        offset = 0
+        for task in batch:
+            task.future.set_result({key: value[offset:offset + task.size]
+                                    for key, value in outputs.items()})
+            offset += task.size
+
+    def close(self) -> None:
+        """Stops taking batches; those already scheduled finish."""
+        self._closed.set()
+        self._scheduler.join(timeout=5)
+        self._workers.shutdown(wait=True)
