@@ -231,6 +231,15 @@ def _export(args) -> int:
     return 0
 
 
+def _flag_bool(text: str) -> bool:
+    """TF Serving's boolean flags: --flag, --flag=true, --flag=false."""
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def _add_serve(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve", help="serve exported models over TF Serving's gRPC and REST APIs",
@@ -249,7 +258,8 @@ def _add_serve(subparsers) -> None:
                         help="re-read --model_config_file this often (0: once)")
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1,
                         help="look for new versions this often (default 1)")
-    parser.add_argument("--enable_batching", action="store_true")
+    parser.add_argument("--enable_batching", nargs="?", const=True, default=False, type=_flag_bool,
+                        help="batch requests server-side (TF Serving's flag; =true/=false)")
     parser.add_argument("--batching_parameters_file", type=Path, default=None)
     parser.add_argument("--monitoring_config_file", type=Path, default=None)
     parser.add_argument("--ssl_config_file", type=Path, default=None)

@@ -397,3 +397,21 @@ def test_serve_command_refuses_bad_flags(tmp_path, capsys):
                       "model_platform: 'pytorch' } }")
     assert main(["serve", "--model_config_file", str(config)]) == 2
     assert "platform 'pytorch'" in capsys.readouterr().err
+
+
+def test_the_documented_dev_server_command_parses_and_reads_the_configs(monkeypatch):
+    import shlex
+    from runtime.serving.cli import options_from_flags
+    from runtime.serving.server import read_model_config
+    from soundstorm.cli import build_parser
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "serving_configs" / "README.md").read_text()
+    line = next(line for line in readme.splitlines() if line.startswith("soundstorm serve"))
+    monkeypatch.chdir(root)  # the documented command runs from the repository root
+    args = build_parser().parse_args(shlex.split(line)[1:])
+    options = options_from_flags(args)
+    assert options.batching.max_batch_size == 16 and options.batching.pad_variable_length_inputs
+    assert options.metrics_path == "/monitoring/prometheus/metrics"
+    assert (args.port, args.rest_api_port) == (8500, 8501)
+    config = read_model_config(args.model_config_file)
+    assert config.model_config_list.config[0].name == "soundstorm"

@@ -1,0 +1,154 @@
+"""Model server overhead and throughput: gRPC against a direct SavedModel call; batching at 1, 4, 16 clients.
+
+    .venv/bin/python benchmarks/serving_speed.py [--workdir runs/small-speech] [--seconds 3]
+
+Exports the run (one bucket of `--seconds`), then in this one process:
+1. overhead: the same request through the server's gRPC Predict (a stub from
+   tensorflow-serving-api over localhost) and as a direct call of the loaded
+   SavedModel signature, alternately, medians of `--repeats`;
+2. throughput: 1, 4 and 16 concurrent clients, each sending requests back to
+   back, against a server without batching and one with TF Serving-style
+   batching (max 16, allowed sizes 1, 2, 4, 8, 16, 20 ms timeout). Every
+   setting first runs one untimed round (compiles the batch shapes), then
+   `--rounds` timed rounds.
+Server and clients share the process (and its 2 cores, on the reference machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from export_speed import ensure_run  # noqa: E402
+
+CLIENTS = (1, 4, 16)
+BATCHING = dict(max_batch_size=16, batch_timeout_micros=20_000, allowed_batch_sizes=(1, 2, 4, 8, 16),
+                pad_variable_length_inputs=True, num_batch_threads=1)
+
+
+def make_request(config, seconds: float, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    frames = round(seconds * config.frame_rate_hz)
+    prompt = frames // 3
+    return {"semantic_tokens": rng.integers(0, config.semantic_vocab_size,
+                                            (1, frames // config.frames_per_semantic_token),
+                                            np.int32),
+            "prompt_tokens": rng.integers(0, config.codebook_size, (1, prompt, config.num_levels),
+                                          np.int32),
+            "prompt_lengths": np.array([prompt], np.int32), "lengths": np.array([frames], np.int32),
+            "seeds": np.array([seed], np.int32), "temperature": np.ones(1, np.float32),
+            "choice_temperature": np.full(1, 4.5, np.float32)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=Path("runs/small-speech"))
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from export import ExportConfig, export_savedmodel
+    from runtime.serving.batching import BatchingOptions
+    from runtime.serving.server import ModelServer, ServerOptions, single_model_config
+    from soundstorm.train import read_run_config
+
+    workdir = ensure_run(args.workdir)
+    config, _ = read_run_config(workdir)
+    base = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    export_savedmodel(workdir, base, ExportConfig(max_seconds=args.seconds,
+                                                  max_prompt_seconds=args.seconds / 3,
+                                                  bucket_seconds=(args.seconds,),
+                                                  platforms=("cpu",)), log=None)
+    model_config = single_model_config("soundstorm", base / "soundstorm")
+
+    def proto_of(arrays):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "soundstorm"
+        for key, value in arrays.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return request
+
+    def start(batching):
+        server = ModelServer(model_config, ServerOptions(host="127.0.0.1", port=0, poll_seconds=0,
+                                                         batching=batching),
+                             log=lambda message: None).start()
+        channel = grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}")
+        return server, prediction_service_pb2_grpc.PredictionServiceStub(channel)
+
+    # 1. Overhead.
+    server, stub = start(None)
+    arrays = make_request(config, args.seconds, 0)
+    request = proto_of(arrays)
+    signature = tf.saved_model.load(str(base / "soundstorm" / "1")).signatures["serving_default"]
+    tensors = {key: tf.constant(value) for key, value in arrays.items()}
+    direct = lambda: signature(**tensors)["acoustic_tokens"].numpy()
+    remote = lambda: stub.Predict(request, timeout=600)
+    direct(), remote()
+    direct_times, remote_times = [], []
+    for _ in range(args.repeats):
+        for fn, times in ((direct, direct_times), (remote, remote_times)):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+    server.stop(1)
+
+    # 2. Throughput.
+    requests = [proto_of(make_request(config, args.seconds, seed)) for seed in range(16)]
+    throughput = {}
+    for mode, batching in (("no batching", None), ("batching", BatchingOptions(**BATCHING))):
+        server, stub = start(batching)
+        for clients in CLIENTS:
+            def client(index, count):
+                for _ in range(count):
+                    stub.Predict(requests[index], timeout=600)
+
+            def run_round(count):
+                threads = [threading.Thread(target=client, args=(i, count)) for i in range(clients)]
+                started = time.perf_counter()
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                return time.perf_counter() - started
+            run_round(1)  # untimed: compiles this setting's batch shapes
+            per_client = max(1, 8 // clients)
+            seconds = sum(run_round(per_client) for _ in range(args.rounds))
+            total = clients * per_client * args.rounds
+            throughput[(mode, clients)] = total / seconds
+            print(f"{mode}, {clients} clients: {total} requests in {seconds:.1f} s",
+                  file=sys.stderr)
+        server.stop(1)
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; run {workdir}; "
+          f"{args.seconds:g} s of audio per request ({args.seconds / 3:g} s prompt), batch 1, "
+          "server and clients in one process")
+    direct_s, remote_s = statistics.median(direct_times), statistics.median(remote_times)
+    print(f"direct SavedModel call  {direct_s * 1e3:8.1f} ms (median of {args.repeats})")
+    print(f"gRPC Predict            {remote_s * 1e3:8.1f} ms")
+    print(f"gRPC / direct           {remote_s / direct_s:8.3f} x "
+          f"({(remote_s - direct_s) * 1e3:+.1f} ms per request)")
+    print(f"{'clients':>8} {'no batching req/s':>18} {'batching req/s':>15} {'ratio':>6} "
+          f"{'audio s/s (batching)':>21}")
+    for clients in CLIENTS:
+        plain, batched = throughput[("no batching", clients)], throughput[("batching", clients)]
+        print(f"{clients:8d} {plain:18.2f} {batched:15.2f} {batched / plain:6.2f} "
+              f"{batched * args.seconds:21.2f}")
+
+
+if __name__ == "__main__":
+    main()
