@@ -215,6 +215,41 @@ def test_new_versions_hot_load_under_traffic_and_a_corrupt_one_never_serves(
     assert status.status.error_code != 0
 
 
+def test_health_and_status_follow_what_is_loaded(served_version, tmp_path, start_server):
+    base = tmp_path / "soundstorm"
+    base.mkdir()
+    server, channel = start_server(single_model_config("soundstorm", base))
+    health = health_pb2_grpc.HealthStub(channel)
+
+    def state(service):
+        return health.Check(health_pb2.HealthCheckRequest(service=service)).status
+    assert state("soundstorm") == state("") == health_pb2.HealthCheckResponse.NOT_SERVING
+    with pytest.raises(grpc.RpcError) as caught:
+        prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+            predict_request(request_arrays(1)))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    _write_version(served_version, base, 1)
+    _wait(lambda: state("soundstorm") == health_pb2.HealthCheckResponse.SERVING)
+    assert state("") == health_pb2.HealthCheckResponse.SERVING
+    server.stop(1)
+    # Shutting down: the health service tells load balancers to go elsewhere.
+    assert server.health.Check(health_pb2.HealthCheckRequest(service=""), None).status == \
+        health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_rest_timeout_answers_deadline_exceeded(served_version, tmp_path, start_server,
+                                               monkeypatch):
+    server, _ = start_server(single_model_config("soundstorm", base_with(served_version, tmp_path)),
+                             rest_api_port=-1, rest_timeout_seconds=0.2)
+    servable = server.manager.resolve("soundstorm")
+    run = servable.run
+    monkeypatch.setattr(servable, "run", lambda *args: (time.sleep(1.0), run(*args))[1])
+    arrays = request_arrays(11)
+    status, body = _http(f"http://127.0.0.1:{server.rest_port}/v1/models/soundstorm:predict",
+                         {"inputs": {k: v.tolist() for k, v in arrays.items()}})
+    assert status == 504 and "REST timeout" in json.loads(body)["error"]
+
+
 def test_labels_policies_and_config_reload(served_version, tmp_path, start_server):
     base = base_with(served_version, tmp_path, versions=(1, 2))
     config = model_server_config_pb2.ModelServerConfig()

@@ -13,6 +13,7 @@ TF Serving encodes binary strings.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import json
 import re
 import threading
@@ -33,7 +34,6 @@ _MODEL_PATH = re.compile(
 _HTTP_STATUS = {grpc.StatusCode.OK: 200, grpc.StatusCode.INVALID_ARGUMENT: 400,
                 grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
                 grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.DEADLINE_EXCEEDED: 504}
-# Largest request body read (the gRPC limit applies to REST too).
 _STATE_NAMES = get_model_status_pb2.ModelVersionStatus.State
 
 
@@ -53,7 +53,10 @@ def _jsonable(value):
 class RestServer:
     def __init__(self, server, host: str, port: int):
         self.server = server
-        handler = type("Handler", (_Handler,), {"model_server": server})
+        self.workers = concurrent.futures.ThreadPoolExecutor(server.options.grpc_threads,
+                                                             thread_name_prefix="rest")
+        handler = type("Handler", (_Handler,), {"model_server": server,
+                                                "rest_workers": self.workers})
         self._http = ThreadingHTTPServer((host, port), handler)
         self._http.daemon_threads = True
         self.port = self._http.server_address[1]
@@ -67,10 +70,12 @@ class RestServer:
     def stop(self) -> None:
         self._http.shutdown()
         self._http.server_close()
+        self.workers.shutdown(wait=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
     model_server = None  # set per server by RestServer
+    rest_workers = None
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format, *args):  # quiet: metrics count requests
@@ -182,7 +187,15 @@ class _Handler(BaseHTTPRequestHandler):
             except (TypeError, ValueError) as error:
                 raise invalid_argument(f"input {key!r} is not a {specs[key].dtype.name} "
                                        f"array: {error}") from None
-        outputs = self.model_server.run(servable, signature, inputs)
+        # --rest_api_timeout_in_ms: answer DEADLINE_EXCEEDED (the computation itself cannot
+        # be interrupted and finishes in the background, as in TF Serving).
+        future = self.rest_workers.submit(self.model_server.run, servable, signature, inputs)
+        try:
+            outputs = future.result(timeout=self.model_server.options.rest_timeout_seconds)
+        except concurrent.futures.TimeoutError:
+            raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                               f"prediction took longer than the REST timeout of "
+                               f"{self.model_server.options.rest_timeout_seconds:g} s") from None
         if "instances" in request:
             count = len(request["instances"])
             return {"predictions": [{key: _jsonable(value[i]) for key, value in outputs.items()}
