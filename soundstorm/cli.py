@@ -284,6 +284,157 @@ def _serve(args) -> int:
         return 2
 
 
+def _add_client_options(parser) -> None:
+    parser.add_argument("--model", type=Path, default=Path("exports/soundstorm"),
+                        help="SavedModel to run in-process: a model base path or version folder "
+                             "(default exports/soundstorm)")
+    parser.add_argument("--server", default=None,
+                        help="HOST:PORT of a TF Serving endpoint (ours or tensorflow_model_server) "
+                             "instead of --model; dns:///NAME:PORT balances over a fleet")
+    parser.add_argument("--model-name", default="soundstorm", help="model name on --server")
+    parser.add_argument("--deadline", type=float, default=600.0, help="seconds per call")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=None)
+
+
+def _client(args):
+    import os
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from runtime.client import Client
+    if args.server:
+        return Client(args.server, args.model_name, deadline_seconds=args.deadline)
+    return Client.embedded(args.model)
+
+
+def _add_synthesize(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "synthesize", help="speak text (or semantic tokens) in a voice prompt's voice",
+        description="Text or a semantic-token file plus a voice prompt -> a wav. Runs the "
+                    "SavedModel in-process by default, or calls --server over gRPC. Audio "
+                    "longer than the model's maximum is generated in windows (docs/client.md).")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="what to say")
+    source.add_argument("--text-file", type=Path, help="a file holding what to say")
+    source.add_argument("--semantic-file", type=Path,
+                        help="a .npy file of semantic token ids (1-D) instead of text")
+    parser.add_argument("--voice", type=Path, required=True,
+                        help="voice prompt audio (wav, flac, ...; any rate, mono or stereo)")
+    parser.add_argument("--voice-text", default=None, help="what the voice prompt says, if known")
+    parser.add_argument("--prompt-seconds", type=float, default=None,
+                        help="use this much of the voice (default: the model's prompt budget)")
+    parser.add_argument("--out", type=Path, required=True, help="output wav")
+    _add_client_options(parser)
+    parser.set_defaults(handler=_synthesize)
+
+
+def _synthesize(args) -> int:
+    import numpy as np
+    from tqdm.auto import tqdm
+    from runtime.client import Timings, write_audio
+
+    client = _client(args)
+    voice = client.voice_prompt(args.voice, transcript=args.voice_text,
+                                prompt_seconds=args.prompt_seconds)
+    text, semantic = args.text, None
+    if args.text_file is not None:
+        if not args.text_file.is_file():
+            raise FileNotFoundError(f"no text file at {args.text_file}")
+        text = args.text_file.read_text()
+    if args.semantic_file is not None:
+        if not args.semantic_file.is_file():
+            raise FileNotFoundError(f"no semantic-token file at {args.semantic_file}")
+        semantic = np.load(args.semantic_file, allow_pickle=False)
+    timings, chunks = Timings(), []
+    windows = client.stream(text, voice, semantic_tokens=semantic, seed=args.seed,
+                            temperature=args.temperature, timings=timings)  # checks inputs
+    with tqdm(desc="synthesizing", unit=" window") as progress:
+        for chunk in windows:
+            chunks.append(chunk)
+            progress.update()
+    waveform = np.concatenate(chunks)
+    write_audio(args.out, waveform, client.sample_rate)
+    print(f"wrote {args.out}: {waveform.size / client.sample_rate:.2f} s of audio in "
+          f"{len(chunks)} window(s); model {timings.model_s:.2f} s, codec {timings.codec_s:.2f} s, "
+          f"frontend {timings.frontend_s:.2f} s")
+    return 0
+
+
+def _add_dialogue(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "dialogue", help="speak a transcript with speaker turns, one voice per speaker",
+        description="A transcript of lines 'SPEAKER: text' and one voice prompt per speaker -> "
+                    "one wav with the turns in order.")
+    parser.add_argument("--transcript", type=Path, required=True)
+    parser.add_argument("--voice", action="append", required=True, metavar="SPEAKER=AUDIO",
+                        help="a speaker's voice prompt (repeat per speaker)")
+    parser.add_argument("--out", type=Path, required=True)
+    _add_client_options(parser)
+    parser.set_defaults(handler=_dialogue)
+
+
+def _dialogue(args) -> int:
+    from runtime.client import write_audio
+    if not args.transcript.is_file():
+        raise FileNotFoundError(f"no transcript at {args.transcript}")
+    voices = {}
+    for item in args.voice:
+        speaker, _, path = item.partition("=")
+        if not speaker or not path:
+            raise InputError(f"--voice takes SPEAKER=AUDIO, got {item!r}")
+        voices[speaker] = Path(path)
+    client = _client(args)
+    prompts = {speaker: client.voice_prompt(path) for speaker, path in voices.items()}
+    speech = client.dialogue(args.transcript.read_text(), prompts, seed=args.seed,
+                             temperature=args.temperature)
+    write_audio(args.out, speech.waveform, speech.sample_rate)
+    print(f"wrote {args.out}: {speech.windows} turns, "
+          f"{speech.waveform.size / speech.sample_rate:.2f} s")
+    return 0
+
+
+def _add_bench(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="time end-to-end synthesis (model, codec) and streaming's first audio",
+        description="Synthesizes --seconds of speech each (semantic tokens of a fixed passage, "
+                    "a voice prompt) and prints total time, time to the first streamed audio, "
+                    "model and codec time and the real-time factor.")
+    parser.add_argument("--voice", type=Path, required=True, help="voice prompt audio")
+    parser.add_argument("--seconds", type=float, nargs="+", default=[10.0, 30.0, 60.0])
+    _add_client_options(parser)
+    parser.set_defaults(handler=_bench)
+
+
+def _bench(args) -> int:
+    import os
+    import platform
+    from runtime.client.bench import measure, report
+    client = _client(args)
+    voice = client.voice_prompt(args.voice)
+    if hasattr(client.backend, "warm_up"):
+        count, seconds = client.backend.warm_up()  # compile every bucket first, as a server does
+        print(f"warm-up: {count} records in {seconds:.1f} s")
+    else:
+        measure(client, voice, min(args.seconds))  # a server warmed up at load; not timed
+    rows = [measure(client, voice, seconds, args.seed) for seconds in args.seconds]
+    where = args.server or client.backend.path
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model {where}; "
+          f"max {client.max_frames / client.frame_rate_hz:g} s per window, prompt "
+          f"{voice.frames / client.frame_rate_hz:g} s")
+    print(report(rows))
+    return 0
+
+
+def _add_codec(subparsers) -> None:
+    parser = subparsers.add_parser("codec", help="the Lyra codec's model files")
+    actions = parser.add_subparsers(dest="action", required=True)
+    fetch = actions.add_parser("fetch", help="download the pinned, checksummed Lyra v2 models",
+                               description="Downloads the three TFLite models of Lyra v2 at a "
+                                           "pinned commit and checks their sha256 (docs/codec.md).")
+    fetch.add_argument("dest", type=Path, help="folder to hold the three .tflite files")
+    fetch.set_defaults(handler=lambda args: __import__("runtime.codec.fetch", fromlist=["main"])
+                       .main([str(args.dest)]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="soundstorm", description="SoundStorm: train, export, serve and synthesize.")
@@ -293,6 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample(subparsers)
     _add_export(subparsers)
     _add_serve(subparsers)
+    _add_synthesize(subparsers)
+    _add_dialogue(subparsers)
+    _add_bench(subparsers)
+    _add_codec(subparsers)
     return parser
 
 
@@ -303,3 +458,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, InputError, CodecError, FrontendError, FileNotFoundError) as error:
         print(f"soundstorm {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        # The client's errors keep the server's gRPC code: name it on the one line.
+        from runtime.client.errors import ClientError
+        if isinstance(error, ClientError):
+            print(f"soundstorm {args.command}: error: {error}", file=sys.stderr)
+            return 2
+        raise

@@ -127,14 +127,23 @@ class LyraCodec(Codec):
         return group_levels(codes, self.group_size, LYRA_CODES_PER_LEVEL)
 
     def decode(self, tokens) -> np.ndarray:
-        tokens = self.check_tokens(tokens)
-        codes = ungroup_levels(tokens, self.group_size, LYRA_CODES_PER_LEVEL)
-        indices = np.full((tokens.shape[0], LYRA_MAX_LEVELS, 1, 1), _UNUSED_LEVEL, np.int32)
-        indices[:, :self.lyra_levels, 0, 0] = codes
-        waveform = np.empty((tokens.shape[0], self.samples_per_frame), np.float32)
+        return self.stream_decoder()(tokens)
+
+    def stream_decoder(self):
+        """A decoder for one stream taken in pieces: it keeps the decoder's state between
+        calls, so decoding pieces one after another gives exactly the audio of decoding
+        them joined (no restart transient at the seams of long-form or streamed audio)."""
         decode_frame = _interpreter(self._decoder_model).get_signature_runner()
-        with self._lock:
-            for index, frame_indices in enumerate(indices):
-                features = self._dequantize(encoding_indices=frame_indices)["output_0"]
-                waveform[index] = decode_frame(input_audio=features)["output_0"][0]
-        return np.clip(waveform.reshape(-1), -1.0, 1.0)
+
+        def decode(tokens) -> np.ndarray:
+            tokens = self.check_tokens(tokens)
+            codes = ungroup_levels(tokens, self.group_size, LYRA_CODES_PER_LEVEL)
+            indices = np.full((tokens.shape[0], LYRA_MAX_LEVELS, 1, 1), _UNUSED_LEVEL, np.int32)
+            indices[:, :self.lyra_levels, 0, 0] = codes
+            waveform = np.empty((tokens.shape[0], self.samples_per_frame), np.float32)
+            with self._lock:
+                for index, frame_indices in enumerate(indices):
+                    features = self._dequantize(encoding_indices=frame_indices)["output_0"]
+                    waveform[index] = decode_frame(input_audio=features)["output_0"][0]
+            return np.clip(waveform.reshape(-1), -1.0, 1.0)
+        return decode

@@ -25,8 +25,8 @@ import numpy as np
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_status_pb2
 
-from runtime.serving.errors import ServingError, invalid_argument, not_found
-from runtime.serving.server import message_of, status_code_of
+from runtime.serving.errors import (ServingError, invalid_argument, message_of, not_found,
+                                    status_code_of)
 
 _MODEL_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"

@@ -26,7 +26,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 from tensorflow_serving.config import model_server_config_pb2
 
 from runtime.serving.batching import Batcher, BatchingOptions
-from runtime.serving.errors import ServingError, invalid_argument
+from runtime.serving.errors import ServingError, invalid_argument, message_of, status_code_of
 from runtime.serving.manager import ModelManager
 from runtime.serving.metrics import ServerMetrics
 from runtime.serving.servable import Servable
@@ -34,28 +34,6 @@ from runtime.serving.servable import Servable
 # 64 MiB: a 60 s request of the paper's model is ~100 KB, its answer ~150 KB; far past that
 # is a mistake or an attack, answered RESOURCE_EXHAUSTED by gRPC itself.
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-
-def status_code_of(error: Exception) -> grpc.StatusCode:
-    if isinstance(error, ServingError):
-        return error.code
-    if isinstance(error, tf.errors.OpError):
-        # TF error codes are gRPC's.
-        return next((code for code in grpc.StatusCode if code.value[0] == error.error_code),
-                    grpc.StatusCode.INTERNAL)
-    return grpc.StatusCode.INTERNAL
-
-
-def message_of(error: Exception) -> str:
-    if isinstance(error, tf.errors.OpError):
-        # The SavedModel's checks: keep "assertion failed: [what] ... [values]", drop TF's
-        # "Graph execution error / Detected at node" preamble and node trailers.
-        message = error.message
-        start = message.find("assertion failed:")
-        if start >= 0:
-            return message[start:].split("\n")[0].strip()
-        return message
-    return str(error)
 
 
 @dataclasses.dataclass

@@ -1,0 +1,142 @@
+"""Where generation runs: a SavedModel in this process, or a TF Serving endpoint over gRPC.
+
+Both take the same batch-first numpy inputs of a generate signature and return
+its outputs, and both read the model contract from the `metadata` signature,
+so `Client` works the same against either (and against the real TF Serving).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from protos import model_contract_pb2
+from runtime.client.errors import ClientError, bad_input
+
+# Retries on UNAVAILABLE only (a server starting, restarting or overloaded); any other code
+# is an answer, not a transient failure.
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF_SECONDS = 0.5
+DEFAULT_DEADLINE_SECONDS = 600.0
+DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def _contract_from(outputs: dict[str, np.ndarray]) -> model_contract_pb2.ModelContract:
+    return model_contract_pb2.ModelContract.FromString(bytes(outputs["contract"][0]))
+
+
+def find_version_dir(model_dir: Path) -> Path:
+    """A version folder itself, or the newest integer version under a model's base path."""
+    model_dir = Path(model_dir)
+    if (model_dir / "saved_model.pb").is_file():
+        return model_dir
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"no model at {model_dir}")
+    versions = sorted((int(p.name) for p in model_dir.iterdir() if p.name.isdigit()),
+                      reverse=True)
+    if not versions:
+        raise FileNotFoundError(f"no SavedModel version under {model_dir} (expected "
+                                "saved_model.pb or integer version folders)")
+    return model_dir / str(versions[0])
+
+
+class EmbeddedBackend:
+    """The SavedModel loaded in this process (TensorFlow runs the decoding loop), through the
+    same Servable the model server uses."""
+
+    def __init__(self, model_dir: Path):
+        from runtime.serving.servable import Servable
+        self.path = find_version_dir(model_dir)
+        version = int(self.path.name) if self.path.name.isdigit() else 0
+        self._servable = Servable(self.path.parent.name, version, self.path)
+
+    def generate(self, inputs: dict[str, np.ndarray], signature: str = "serving_default"
+                 ) -> dict[str, np.ndarray]:
+        from runtime.serving.errors import ServingError, message_of, status_code_of
+        try:
+            signature = self._servable.check_signature(signature)
+            self._servable.check_inputs(signature, inputs)
+            return self._servable.run(signature, inputs)
+        except ServingError as error:
+            raise ClientError(error.code, error.message) from None
+        except Exception as error:  # TF's errors (the SavedModel's checks) keep their code
+            import tensorflow as tf
+            if isinstance(error, tf.errors.OpError):
+                raise ClientError(status_code_of(error), message_of(error)) from None
+            raise
+
+    def warm_up(self) -> tuple[int, float]:
+        """Replays the export's warm-up records (compiles every bucket), as TF Serving does."""
+        return self._servable.warm_up()
+
+    def contract(self) -> model_contract_pb2.ModelContract:
+        return _contract_from(self.generate({"probe": np.zeros(1, np.int32)}, "metadata"))
+
+    def close(self) -> None:
+        pass
+
+
+class GrpcBackend:
+    """A TF Serving endpoint (ours or tensorflow_model_server), with the stubs of
+    tensorflow-serving-api. `target` may be `dns:///name:port` for a fleet: the channel
+    balances round-robin over every address the name resolves to."""
+
+    def __init__(self, target: str, model_name: str = "soundstorm", *, version: int | None = None,
+                 version_label: str = "", deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+                 retries: int = DEFAULT_RETRIES, backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
+                 root_certificates: bytes | None = None,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+        options = [("grpc.max_receive_message_length", max_message_bytes),
+                   ("grpc.max_send_message_length", max_message_bytes),
+                   # Keep long-idle connections (between long generations) alive through NATs.
+                   ("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_timeout_ms", 10_000),
+                   ("grpc.keepalive_permit_without_calls", 1),
+                   ("grpc.lb_policy_name", "round_robin")]
+        if root_certificates is not None:
+            self._channel = grpc.secure_channel(
+                target, grpc.ssl_channel_credentials(root_certificates), options)
+        else:
+            self._channel = grpc.insecure_channel(target, options)
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self.target, self.model_name = target, model_name
+        self.version, self.version_label = version, version_label
+        self.deadline_seconds, self.retries, self.backoff_seconds = \
+            deadline_seconds, retries, backoff_seconds
+
+    def _request(self, inputs: dict[str, np.ndarray], signature: str):
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self.model_name
+        request.model_spec.signature_name = signature
+        if self.version is not None:
+            request.model_spec.version.value = self.version
+        elif self.version_label:
+            request.model_spec.version_label = self.version_label
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return request
+
+    def generate(self, inputs: dict[str, np.ndarray], signature: str = "serving_default"
+                 ) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+        request = self._request(inputs, signature)
+        for attempt in range(self.retries + 1):
+            try:
+                response = self._stub.Predict(request, timeout=self.deadline_seconds)
+                return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
+                    raise ClientError(error.code(), f"{self.target}: {error.details()}") from None
+                time.sleep(self.backoff_seconds * 2 ** attempt)
+        raise AssertionError("unreachable")
+
+    def contract(self) -> model_contract_pb2.ModelContract:
+        return _contract_from(self.generate({"probe": np.zeros(1, np.int32)}, "metadata"))
+
+    def close(self) -> None:
+        self._channel.close()

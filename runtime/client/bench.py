@@ -1,0 +1,53 @@
+"""End-to-end synthesis timings through the client: total time with codec and frontend shown
+apart, and time to first audio when streaming (`soundstorm bench`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from runtime.client.client import Client, Timings
+from runtime.client.prompt import VoicePrompt
+
+# Read in a loop until the text is long enough.
+PASSAGE = ("The quick brown fox jumps over the lazy dog. Please bring eleven shells to the small "
+           "basket before dinner. A calm morning turned into a windy afternoon by the river. ")
+
+
+def semantic_of_seconds(client: Client, seconds: float) -> np.ndarray:
+    """Semantic tokens of about `seconds` of speech (the passage, repeated and cut)."""
+    semantic = client.text_to_semantic(PASSAGE)
+    per_second = client.contract.semantic.rate_hz
+    repeats = int(np.ceil(seconds * per_second / len(semantic)))
+    return np.tile(semantic, repeats)[:round(seconds * per_second)]
+
+
+@dataclasses.dataclass
+class Row:
+    audio_s: float
+    total_s: float
+    first_audio_s: float
+    windows: int
+    timings: Timings
+
+
+def measure(client: Client, voice: VoicePrompt, seconds: float, seed: int = 0) -> Row:
+    semantic = semantic_of_seconds(client, seconds)
+    timings, started, first, samples, windows = Timings(), time.perf_counter(), None, 0, 0
+    for chunk in client.stream(voice=voice, semantic_tokens=semantic, seed=seed, timings=timings):
+        first = first if first is not None else time.perf_counter() - started
+        samples, windows = samples + chunk.size, windows + 1
+    return Row(samples / client.sample_rate, time.perf_counter() - started, first, windows,
+               timings)
+
+
+def report(rows: list[Row]) -> str:
+    lines = [f"{'audio s':>8} {'windows':>8} {'total s':>8} {'first audio s':>14} "
+             f"{'model s':>8} {'codec s':>8} {'x real time':>12}"]
+    for row in rows:
+        lines.append(f"{row.audio_s:8.1f} {row.windows:8d} {row.total_s:8.2f} "
+                     f"{row.first_audio_s:14.2f} {row.timings.model_s:8.2f} "
+                     f"{row.timings.codec_s:8.2f} {row.audio_s / row.total_s:12.2f}")
+    return "\n".join(lines)

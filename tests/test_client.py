@@ -1,0 +1,178 @@
+"""The client over the real path: frontend, codec, SavedModel and server; long-form, dialogue, errors."""
+
+import json
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+from runtime.client import Client, ClientError, parse_transcript, read_audio, write_audio
+from runtime.serving.server import ModelServer, ServerOptions, single_model_config
+from soundstorm.cli import main
+from tests.conftest import OTHER_SPEECH_TEXT, SPEECH_TEXT
+
+# A speech-token tiny model (Lyra tokens, phoneme vocabulary) whose calls take at most
+# 1.28 s (64 frames) with prompts of up to 0.4 s: anything longer exercises windows.
+CLIENT_EXPORT = ["--max-seconds", "1.28", "--prompt-seconds", "0.4", "--buckets", "0.64,1.28",
+                 "--platforms", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def speech_model(tiny_corpus_dir, tmp_path_factory):
+    """A tiny model trained briefly on the tiny speech corpus, exported: its base path."""
+    root = tmp_path_factory.mktemp("speech_model")
+    assert main(["train", "--preset", "tiny", "--data", str(tiny_corpus_dir), "--workdir",
+                 str(root / "run"), "--steps", "4", "--batch-size", "2",
+                 "--checkpoint-every", "4"]) == 0
+    assert main(["export", "--workdir", str(root / "run"), "--base-path", str(root / "exports"),
+                 *CLIENT_EXPORT]) == 0
+    return root / "exports" / "soundstorm"
+
+
+@pytest.fixture(scope="module")
+def client(speech_model):
+    return Client.embedded(speech_model)
+
+
+@pytest.fixture(scope="module")
+def voice_file(speech, tmp_path_factory):
+    path = tmp_path_factory.mktemp("voice") / "voice.wav"
+    stereo = np.stack([speech[0], speech[0] * 0.5], axis=1)  # stereo on purpose
+    return write_audio(path, stereo, 16_000)
+
+
+@pytest.fixture(scope="module")
+def voice(client, voice_file):
+    return client.voice_prompt(voice_file, transcript=SPEECH_TEXT)
+
+
+def test_client_configures_itself_from_the_metadata_signature(client):
+    assert (client.num_levels, client.codebook_size, client.frames_per_token) == (8, 256, 1)
+    assert (client.max_frames, client.max_prompt_frames) == (64, 20)
+    assert client.sample_rate == 16_000 and client.codec.num_levels == 8
+
+
+def test_voice_prompt_is_the_tail_of_the_audio_within_budget(client, voice_file, voice, speech):
+    assert voice.tokens.shape == (20, 8) and voice.semantic.shape == (20,)
+    whole = client.codec.encode(*read_audio(voice_file))
+    np.testing.assert_array_equal(voice.tokens, whole[-20:])
+    no_text = client.voice_prompt(voice_file, prompt_seconds=0.2)
+    assert no_text.tokens.shape[0] == 10
+    assert (no_text.semantic == client.contract.semantic.unknown_id).all()
+
+
+def test_long_form_has_the_requested_duration_and_seamless_joins(client, voice):
+    semantic = client.text_to_semantic(OTHER_SPEECH_TEXT)
+    speech = client.synthesize(semantic_tokens=semantic, voice=voice, seed=1)
+    assert speech.windows >= 3  # 64-frame calls, 20-frame prompts
+    assert speech.tokens.shape == (len(semantic), 8)
+    assert speech.waveform.size == len(semantic) * client.codec.samples_per_frame
+    # Windows go through one stateful decoder: the stitched audio is exactly the one-shot
+    # decoding of all tokens, so a join is no different from any other frame boundary.
+    np.testing.assert_array_equal(speech.waveform, client.codec.decode(speech.tokens))
+    frame = client.codec.samples_per_frame
+    jumps = np.abs(np.diff(speech.waveform))
+    boundaries = jumps[frame - 1::frame]
+    assert boundaries.max() <= np.percentile(jumps, 99.9) + 1e-6
+    # Streaming yields the same audio, window by window.
+    chunks = list(client.stream(semantic_tokens=semantic, voice=voice, seed=1))
+    assert len(chunks) == speech.windows
+    np.testing.assert_array_equal(np.concatenate(chunks), speech.waveform)
+
+
+def test_dialogue_turns_come_in_order_each_as_if_alone(client, voice_file):
+    voices = {"A": client.voice_prompt(voice_file), "B": client.voice_prompt(voice_file,
+                                                                           prompt_seconds=0.3)}
+    transcript = "A: Hello there.\n\nB: Hi.\nA: Bring shells."
+    dialogue = client.dialogue(transcript, voices, seed=4)
+    gap = np.zeros(round(0.25 * 16_000), np.float32)
+    turns = [client.synthesize(text, voices[speaker], seed=4 + k)
+             for k, (speaker, text) in enumerate(parse_transcript(transcript))]
+    expected = np.concatenate([turns[0].waveform, gap, turns[1].waveform, gap,
+                               turns[2].waveform])
+    np.testing.assert_array_equal(dialogue.waveform, expected)
+    assert dialogue.windows == 3
+
+
+def test_embedded_and_grpc_give_identical_audio(speech_model, client, voice):
+    server = ModelServer(single_model_config("soundstorm", speech_model),
+                         ServerOptions(host="127.0.0.1", port=0, poll_seconds=0),
+                         log=lambda message: None).start()
+    try:
+        remote = Client(f"127.0.0.1:{server.grpc_port}")
+        assert remote.contract == client.contract
+        text = "The quick brown fox."
+        np.testing.assert_array_equal(remote.synthesize(text, voice, seed=7).waveform,
+                                      client.synthesize(text, voice, seed=7).waveform)
+        with pytest.raises(ClientError) as caught:
+            remote.synthesize(semantic_tokens=np.array([999]), voice=voice)
+        assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        remote.backend.deadline_seconds = 0.05
+        servable = server.manager.resolve("soundstorm")
+        run = servable.run
+        servable.run = lambda *args: (time.sleep(0.5), run(*args))[1]
+        with pytest.raises(ClientError) as caught:
+            remote.synthesize(text, voice)
+        assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    finally:
+        server.stop(1)
+
+
+def test_unreachable_server_is_unavailable_after_retries():
+    started = time.perf_counter()
+    with pytest.raises(ClientError) as caught:
+        Client("127.0.0.1:1", retries=2, backoff_seconds=0.05, deadline_seconds=2)
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+    assert time.perf_counter() - started < 30
+
+
+def test_bad_inputs_are_clear_errors(client, voice, voice_file, tmp_path):
+    with pytest.raises(ClientError, match="text is empty"):
+        client.synthesize("   ", voice)
+    with pytest.raises(FileNotFoundError, match="no audio file"):
+        client.voice_prompt(tmp_path / "missing.wav")
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"RIFF but not really a wav file")
+    with pytest.raises(ClientError, match="cannot read audio"):
+        client.voice_prompt(garbage)
+    with pytest.raises(ClientError, match="prompt too long"):
+        client.voice_prompt(voice_file, prompt_seconds=5)
+    with pytest.raises(ClientError, match="semantic_tokens must lie in"):
+        client.synthesize(semantic_tokens=np.array([1, 2, 500]), voice=voice)
+    with pytest.raises(ClientError, match="no voice prompt for speaker"):
+        client.dialogue("A: hi\nC: hello", {"A": voice})
+    with pytest.raises(ClientError, match="line 1 is not"):
+        parse_transcript("no speaker here")
+
+
+def test_synthesize_command_writes_a_wav_and_fails_cleanly(speech_model, voice_file, tmp_path,
+                                                           capsys):
+    out = tmp_path / "speech.wav"
+    code = main(["synthesize", "--model", str(speech_model), "--text", "Hello there.",
+                 "--voice", str(voice_file), "--voice-text", SPEECH_TEXT, "--out", str(out)])
+    assert code == 0 and "wrote" in capsys.readouterr().out
+    samples, rate = read_audio(out)
+    assert rate == 16_000 and samples.size > 0
+    semantic = tmp_path / "semantic.npy"
+    np.save(semantic, np.array([3, 3, 4, 5, 5, 6] * 5, np.int32))
+    assert main(["synthesize", "--model", str(speech_model), "--semantic-file", str(semantic),
+                 "--voice", str(voice_file), "--out", str(tmp_path / "s.wav")]) == 0
+    assert read_audio(tmp_path / "s.wav")[0].size == 30 * 320
+    transcript = tmp_path / "dialogue.txt"
+    transcript.write_text("A: Hello.\nB: Hi there.\n")
+    assert main(["dialogue", "--model", str(speech_model), "--transcript", str(transcript),
+                 "--voice", f"A={voice_file}", "--voice", f"B={voice_file}",
+                 "--out", str(tmp_path / "d.wav")]) == 0
+    capsys.readouterr()
+    for args, message in (
+            (["--text", "", "--voice", str(voice_file)], "text is empty"),
+            (["--text", "Hi.", "--voice", str(tmp_path / "none.wav")], "no audio file"),
+            (["--text", "Hi.", "--voice", str(voice_file), "--server", "127.0.0.1:1",
+              "--deadline", "1"], "UNAVAILABLE")):
+        before = set(tmp_path.iterdir())
+        assert main(["synthesize", "--model", str(speech_model), *args,
+                     "--out", str(tmp_path / "bad.wav")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+        assert set(tmp_path.iterdir()) == before  # nothing half-written
