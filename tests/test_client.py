@@ -176,3 +176,37 @@ def test_synthesize_command_writes_a_wav_and_fails_cleanly(speech_model, voice_f
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1
         assert set(tmp_path.iterdir()) == before  # nothing half-written
+
+
+def test_a_batch_is_one_call_and_gives_each_item_its_solo_result(client, voice, monkeypatch):
+    calls = []
+    generate = client.backend.generate
+    monkeypatch.setattr(client.backend, "generate",
+                        lambda inputs, *rest: calls.append(inputs["seeds"].size) or
+                        generate(inputs, *rest))
+    items = [("Hello there.", voice), (np.array([3, 4, 4, 5, 6] * 4, np.int32), voice)]
+    batch = client.synthesize_batch(items, seed=2)
+    assert calls == [2]  # both in one call
+    for k, (item, _) in enumerate(items):
+        alone = client.synthesize(item if isinstance(item, str) else None, voice,
+                                  semantic_tokens=None if isinstance(item, str) else item,
+                                  seed=2 + k)
+        np.testing.assert_array_equal(batch[k].waveform, alone.waveform)
+
+
+def test_client_over_tls(speech_model, voice, tmp_path):
+    import subprocess
+    from protos import tf_serving_config_pb2
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost"], check=True, capture_output=True)
+    ssl = tf_serving_config_pb2.SSLConfig(server_key=key.read_text(), server_cert=cert.read_text())
+    server = ModelServer(single_model_config("soundstorm", speech_model),
+                         ServerOptions(host="127.0.0.1", port=0, poll_seconds=0, ssl=ssl),
+                         log=lambda message: None).start()
+    try:
+        remote = Client(f"localhost:{server.grpc_port}", root_certificates=cert.read_bytes())
+        assert remote.synthesize("Hi.", voice).waveform.size > 0
+    finally:
+        server.stop(1)

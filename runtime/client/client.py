@@ -244,42 +244,60 @@ class Client:
         return Synthesis(np.concatenate([audio for _, audio in windows]), self.sample_rate,
                          np.concatenate([tokens for tokens, _ in windows]), len(windows), timings)
 
+    def synthesize_batch(self, items, *, seed: int = 0, temperature: float | None = None,
+                         choice_temperature: float | None = None) -> list[Synthesis]:
+        """Several utterances, [(text or semantic-token array, voice)], item k with seed + k.
+
+        Items that fit one call go to the model as one batched call (batching never changes
+        an example's tokens); longer ones are generated in windows.
+        """
+        timings = Timings()
+        semantics, voices = [], []
+        for text_or_tokens, voice in items:
+            is_text = isinstance(text_or_tokens, str)
+            semantics.append(self._target_semantic(text_or_tokens if is_text else None,
+                                                   None if is_text else text_or_tokens, timings))
+            voices.append(self._check_voice(voice))
+        tokens: list[np.ndarray | None] = [None] * len(items)
+        audio: list[np.ndarray | None] = [None] * len(items)
+        windows = [1] * len(items)
+        fits = [k for k in range(len(items))
+                if voices[k].frames + len(semantics[k]) * self.frames_per_token <= self.max_frames]
+        if fits:
+            plans = [(voices[k], semantics[k], seed + k) for k in fits]
+            sampling = self._sampling(temperature, choice_temperature)
+            for k, generated in zip(fits, self._generate(plans, *sampling, timings)):
+                started = time.perf_counter()
+                audio[k], tokens[k] = self.codec.decode(generated), generated
+                timings.codec_s += time.perf_counter() - started
+        for k in range(len(items)):
+            if audio[k] is None:
+                parts = list(self._windows(semantics[k], voices[k], seed + k, temperature,
+                                           choice_temperature, timings))
+                audio[k] = np.concatenate([chunk for _, chunk in parts])
+                tokens[k] = np.concatenate([generated for generated, _ in parts])
+                windows[k] = len(parts)
+        # The batch's timings are shared: each result carries the whole call's.
+        return [Synthesis(audio[k], self.sample_rate, tokens[k], windows[k], timings)
+                for k in range(len(items))]
+
     def dialogue(self, transcript: str, voices: dict[str, VoicePrompt], *, seed: int = 0,
                  temperature: float | None = None, choice_temperature: float | None = None
                  ) -> Synthesis:
-        """One waveform with the turns in order, each in its speaker's voice.
-
-        Turns that fit one call go to the model as one batch (turn k gets seed + k);
-        longer turns are generated in windows.
-        """
+        """One waveform with the turns in order, each in its speaker's voice (turn k is
+        item k of one synthesize_batch: independent turns go to the model as one batch)."""
         turns = parse_transcript(transcript)
         missing = sorted({speaker for speaker, _ in turns} - set(voices))
         if missing:
             raise bad_input(f"no voice prompt for speaker(s) {missing}")
-        timings = Timings()
-        semantics = [self._target_semantic(text, None, timings) for _, text in turns]
-        audio: list[np.ndarray | None] = [None] * len(turns)
-        tokens_of: list[np.ndarray | None] = [None] * len(turns)
-        fits = [k for k, (speaker, _) in enumerate(turns)
-                if voices[speaker].frames + len(semantics[k]) * self.frames_per_token
-                <= self.max_frames]
-        if fits:
-            plans = [(self._check_voice(voices[turns[k][0]]), semantics[k], seed + k) for k in fits]
-            sampling = self._sampling(temperature, choice_temperature)
-            for k, tokens in zip(fits, self._generate(plans, *sampling, timings)):
-                started = time.perf_counter()
-                audio[k], tokens_of[k] = self.codec.decode(tokens), tokens
-                timings.codec_s += time.perf_counter() - started
-        for k, (speaker, _) in enumerate(turns):
-            if audio[k] is None:  # longer than one call: windows, like synthesize
-                windows = list(self._windows(semantics[k], self._check_voice(voices[speaker]),
-                                             seed + k, temperature, choice_temperature, timings))
-                audio[k] = np.concatenate([chunk for _, chunk in windows])
-                tokens_of[k] = np.concatenate([tokens for tokens, _ in windows])
+        spoken = self.synthesize_batch([(text, voices[speaker]) for speaker, text in turns],
+                                       seed=seed, temperature=temperature,
+                                       choice_temperature=choice_temperature)
         gap = np.zeros(round(TURN_GAP_SECONDS * self.sample_rate), np.float32)
-        pieces = [piece for turn in audio for piece in (turn, gap)][:-1]
-        return Synthesis(np.concatenate(pieces), self.sample_rate, np.concatenate(tokens_of),
-                         len(turns), timings)
+        pieces = [piece for turn in spoken for piece in (turn.waveform, gap)][:-1]
+        return Synthesis(np.concatenate(pieces), self.sample_rate,
+                         np.concatenate([turn.tokens for turn in spoken]), len(turns),
+                         spoken[0].timings)
 
     # Helpers
 
