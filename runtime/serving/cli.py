@@ -52,11 +52,11 @@ def serve_from_flags(args) -> int:
         if not args.model_base_path.is_dir():
             raise FileNotFoundError(f"--model_base_path {args.model_base_path} is not a folder")
         config = single_model_config(args.model_name, args.model_base_path)
-    server = ModelServer(config, options_from_flags(args)).start()
-
+    # Handlers first: a SIGTERM that arrives while models load still shuts down gracefully.
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
+    server = ModelServer(config, options_from_flags(args)).start()
     while not stopping.wait(args.model_config_file_poll_wait_seconds or None):
         if args.model_config_file is not None:
             try:
