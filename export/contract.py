@@ -76,6 +76,7 @@ def build_contract(resolved: ResolvedExport, version: int, data_record: dict | N
         jax_version=jax.__version__, tensorflow_version=tf.__version__,
         calling_convention_version=calling_convention_version, platforms=export.platforms,
         checkpoint_step=checkpoint_step, loop=export.loop,
+        variables_dtype=export.variables_dtype,
         model_config_json=json.dumps(dataclasses.asdict(config), sort_keys=True)))
     return contract
 

@@ -75,8 +75,9 @@ class SoundStormModule(tf.Module):
     def __init__(self, params, resolved: ResolvedExport):
         super().__init__(name="soundstorm")
         self.resolved = resolved
+        dtype = tf.as_dtype(resolved.export.variables_dtype)
         self.params = tf.nest.map_structure(
-            lambda array: tf.Variable(np.asarray(array), trainable=False),
+            lambda array: tf.Variable(tf.cast(np.asarray(array), dtype), trainable=False),
             jax.tree_util.tree_map(np.asarray, params))
         # Signature name -> its inner jit_compile tf.function (for the TPU alias). Kept
         # outside the module's tracked attributes: saving them as module functions would
@@ -86,6 +87,10 @@ class SoundStormModule(tf.Module):
     @property
     def compiled(self) -> dict:
         return self._untracked.compiled
+
+    def _float32_params(self):
+        """The parameters as the JAX function takes them (a no-op cast for float32 storage)."""
+        return tf.nest.map_structure(lambda variable: tf.cast(variable, tf.float32), self.params)
 
     def _convert(self, fn, polymorphic_shapes, constraints):
         return jax2tf.convert(fn, polymorphic_shapes=[None, *polymorphic_shapes],
@@ -108,11 +113,9 @@ class SoundStormModule(tf.Module):
         converted = self._convert(jax_generate(config, decoding),
                                   (*length_dims, "(b,)", "(b,)", "(b,)", "(b,)", "(b,)"),
                                   constraints)
-        params = self.params
-
         @tf.function(autograph=False, jit_compile=True)
         def compiled(*inputs):
-            return converted(params, *inputs)
+            return converted(self._float32_params(), *inputs)
 
         @tf.function(autograph=False, input_signature=_generate_specs(config, frames, prompt_frames))
         def generate(semantic_tokens, prompt_tokens, prompt_lengths, lengths, seeds, temperature,
@@ -138,11 +141,9 @@ class SoundStormModule(tf.Module):
         converted = self._convert(jax_logits(config),
                                   ("(b, s)", f"(b, {ratio}*s, {levels})", "(b,)", "(b,)"),
                                   (f"s <= {resolved.max_frames // ratio}",))
-        params = self.params
-
         @tf.function(autograph=False, jit_compile=True)
         def compiled(*inputs):
-            return converted(params, *inputs)
+            return converted(self._float32_params(), *inputs)
 
         @tf.function(autograph=False, input_signature=[
             tf.TensorSpec([None, None], tf.int32, name="semantic_tokens"),

@@ -205,6 +205,9 @@ def _add_export(subparsers) -> None:
                         help="jax2tf lowering platforms (default cpu,cuda,tpu)")
     parser.add_argument("--loop", default="scan", choices=("scan", "unrolled"),
                         help="decoding loop inside the module (default scan; docs/export.md)")
+    parser.add_argument("--variables-dtype", default="float32", choices=("float32", "bfloat16"),
+                        help="storage of the parameters (bfloat16 halves the size; computation "
+                             "stays float32)")
     parser.add_argument("--calling-convention", type=int, default=None,
                         help="XlaCallModule version to write (default: JAX's current, 10); 9 for "
                              "TF Serving builds that refuse 10 (docs/export.md)")
@@ -224,7 +227,8 @@ def _export(args) -> int:
         max_prompt_seconds=args.prompt_seconds, bucket_seconds=tuple(args.buckets),
         static_buckets=args.static_buckets, platforms=tuple(args.platforms.split(",")),
         loop=args.loop, warmup_batch_sizes=tuple(args.warmup_batch_sizes),
-        calling_convention_version=args.calling_convention)
+        calling_convention_version=args.calling_convention,
+        variables_dtype=args.variables_dtype)
     path = export_savedmodel(args.workdir, args.base_path, export_config, version=args.version,
                              step=args.step)
     print(path)

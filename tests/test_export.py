@@ -323,6 +323,26 @@ def test_calling_convention_9_for_older_tf_serving(exported, trained_tiny, tmp_p
                                   jax_tokens(exported[1], tiny_config, request))
 
 
+def test_bfloat16_variables_halve_the_size_and_keep_the_logits_close(trained_tiny, tmp_path,
+                                                                     tiny_config, rng):
+    half = export_savedmodel(trained_tiny[0], tmp_path / "half",
+                             dataclasses.replace(QUICK, variables_dtype="bfloat16"), log=None)
+    full = export_savedmodel(trained_tiny[0], tmp_path / "full", QUICK, log=None)
+    size = lambda version_dir: sum(f.stat().st_size for f in (version_dir / "variables").iterdir())
+    assert size(half) < 0.6 * size(full)
+    loaded = tf.saved_model.load(str(half))
+    assert {v.dtype for v in tf.nest.flatten(loaded.params)} == {tf.bfloat16}
+    assert read_contract(half).export_info.variables_dtype == "bfloat16"
+    semantic = rng.integers(0, 13, (1, 8)).astype(np.int32)
+    acoustic = rng.integers(0, 17, (1, 16, 3)).astype(np.int32)
+    inputs = dict(semantic_tokens=semantic, acoustic_tokens=acoustic,
+                  lengths=np.array([16], np.int32), levels=np.array([1], np.int32))
+    halved = call(loaded, "logits", **inputs)["logits"]
+    exact = call(tf.saved_model.load(str(full)), "logits", **inputs)["logits"]
+    # bfloat16 keeps 8 bits of mantissa: logits move by a small fraction of their range.
+    assert 0 < np.abs(halved - exact).max() < 0.05 * np.abs(exact).max()
+
+
 # Bad exports leave nothing behind
 
 QUICK = ExportConfig(max_seconds=0.64, max_prompt_seconds=0.16, bucket_seconds=(0.64,),
@@ -399,6 +419,7 @@ def test_a_failure_while_writing_leaves_no_partial_version(trained_tiny, tmp_pat
     (dict(platforms=("cpu", "rocm5")), "platforms"),
     (dict(warmup_batch_sizes=tuple(range(1, 600))), "TF Serving reads at most 1000"),
     (dict(calling_convention_version=8), "calling_convention_version must be one of"),
+    (dict(variables_dtype="float16"), "variables_dtype must be one of"),
 ])
 def test_export_options_that_cannot_work_are_refused(tiny_config, changes, message):
     options = dict(max_seconds=0.64, max_prompt_seconds=0.16, bucket_seconds=(0.32, 0.64))
