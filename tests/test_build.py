@@ -268,13 +268,14 @@ def check_labels(project: Project, root: Path = ROOT) -> list[str]:
 
 def allowed_distributions(root: Path = ROOT) -> set[str]:
     project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
-    specs = project["dependencies"] + project["optional-dependencies"]["test"]
+    specs = project["dependencies"] + [spec for extra in project["optional-dependencies"].values()
+                                       for spec in extra]
     return {normalise(re.match(r"[A-Za-z0-9._-]+", spec).group(0)) for spec in specs}
 
 
 def check_requirements(project: Project, allowed: set[str]) -> list[str]:
     """(d) Each requirement() names a distribution declared in pyproject.toml."""
-    return [f"{t.label}: requirement({name!r}) is not in pyproject.toml's dependencies or test extra"
+    return [f"{t.label}: requirement({name!r}) is not in pyproject.toml's dependencies or extras"
             for t in project.targets.values() for name in t.requirements() if normalise(name) not in allowed]
 
 
@@ -577,7 +578,7 @@ def test_a_dep_on_a_missing_target_is_caught(project):
 def test_an_undeclared_requirement_is_caught(project, allowed):
     broken = _break(project, "//runtime/codec:codec", "deps", lambda d: d + [Requirement("left-pad")])
     assert check_requirements(broken, allowed) == [
-        "//runtime/codec:codec: requirement('left-pad') is not in pyproject.toml's dependencies or test extra"]
+        "//runtime/codec:codec: requirement('left-pad') is not in pyproject.toml's dependencies or extras"]
 
 
 def test_a_missing_internal_dep_is_caught(project):
