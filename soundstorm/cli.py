@@ -134,7 +134,8 @@ def _sample(args) -> int:
     import json
     from soundstorm.data.corpus import CorpusConfig, make_codec
     from soundstorm.data.loader import SpeechCorpus
-    from soundstorm.sample import continue_utterance, pick_prompt, write_continuation
+    from soundstorm.data.loader import pick_prompt
+    from soundstorm.sample import continue_utterance, write_continuation
     from soundstorm.train import load_run
 
     corpus = SpeechCorpus(args.data)
@@ -428,6 +429,37 @@ def _bench(args) -> int:
     return 0
 
 
+def _add_eval(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval", help="evaluate an exported model on held-out sentences and speakers (offline)",
+        description="Word error rate (pocketsphinx), speaker similarity to the voice prompt "
+                    "(Resemblyzer) and DNSMOS of generated speech beside the codec's "
+                    "resynthesis (ceiling) and the raw espeak-ng audio, plus long-form voice "
+                    "consistency; writes report.md, metrics.json and plots to --out.")
+    parser.add_argument("--data", type=Path, required=True, help="corpus folder")
+    parser.add_argument("--out", type=Path, required=True, help="report folder")
+    parser.add_argument("--split", default="eval_unseen_speakers")
+    parser.add_argument("--utterances", type=int, default=8)
+    parser.add_argument("--long-form-seconds", type=float, default=60.0)
+    _add_client_options(parser)
+    parser.set_defaults(handler=_eval)
+
+
+def _eval(args) -> int:
+    import json
+    from soundstorm.data.loader import SpeechCorpus
+    from soundstorm.evaluation.harness import EvalConfig, evaluate
+    corpus = SpeechCorpus(args.data)
+    if args.utterances < 1 or args.long_form_seconds <= 0:
+        raise InputError("--utterances must be >= 1 and --long-form-seconds > 0")
+    metrics = evaluate(_client(args), corpus, args.out,
+                       EvalConfig(split=args.split, num_utterances=args.utterances,
+                                  long_form_seconds=args.long_form_seconds, seed=args.seed))
+    print(json.dumps({key: value.get("mean", value) for key, value in metrics.items()}, indent=1))
+    print(f"report: {args.out / 'report.md'}")
+    return 0
+
+
 def _add_codec(subparsers) -> None:
     parser = subparsers.add_parser("codec", help="the Lyra codec's model files")
     actions = parser.add_subparsers(dest="action", required=True)
@@ -451,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synthesize(subparsers)
     _add_dialogue(subparsers)
     _add_bench(subparsers)
+    _add_eval(subparsers)
     _add_codec(subparsers)
     return parser
 

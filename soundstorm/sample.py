@@ -19,7 +19,6 @@ from soundstorm.data.loader import Example
 from soundstorm.decoding import generate
 from soundstorm.evaluation import mel_cepstral_distortion
 from soundstorm.metrics import plot_spectrograms
-from soundstorm.validation import InputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,16 +36,6 @@ class Continuation:
     def token_agreement(self) -> np.ndarray:
         """Per level, the share of frames where the generated code equals the reference's."""
         return (self.generated_tokens == self.reference_tokens).mean(axis=0)
-
-
-def pick_prompt(examples: list[Example], target_index: int) -> Example:
-    """The next example (cyclically) by the same speaker with a different text."""
-    target = examples[target_index]
-    for offset in range(1, len(examples)):
-        candidate = examples[(target_index + offset) % len(examples)]
-        if candidate.speaker == target.speaker and candidate.text != target.text:
-            return candidate
-    raise InputError(f"speaker {target.speaker} has no other sentence to prompt with")
 
 
 def continue_utterance(params, config: SoundStormConfig, codec: Codec, prompt: Example,

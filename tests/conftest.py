@@ -94,3 +94,22 @@ def served_version(trained_tiny, tmp_path_factory):
     from export import ExportConfig, export_savedmodel
     base = tmp_path_factory.mktemp("serving_exports")
     return export_savedmodel(trained_tiny[0], base, ExportConfig(**SERVING_EXPORT), log=None)
+
+
+# A speech-token tiny model (Lyra tokens, phoneme vocabulary) whose calls take at most
+# 1.28 s (64 frames) with prompts of up to 0.4 s: anything longer exercises windows.
+CLIENT_EXPORT = ["--max-seconds", "1.28", "--prompt-seconds", "0.4", "--buckets", "0.64,1.28",
+                 "--platforms", "cpu"]
+
+
+@pytest.fixture(scope="session")
+def speech_model(tiny_corpus_dir, tmp_path_factory):
+    """A tiny model trained briefly on the tiny speech corpus, exported: its base path."""
+    root = tmp_path_factory.mktemp("speech_model")
+    from soundstorm.cli import main
+    assert main(["train", "--preset", "tiny", "--data", str(tiny_corpus_dir), "--workdir",
+                 str(root / "run"), "--steps", "4", "--batch-size", "2",
+                 "--checkpoint-every", "4"]) == 0
+    assert main(["export", "--workdir", str(root / "run"), "--base-path", str(root / "exports"),
+                 *CLIENT_EXPORT]) == 0
+    return root / "exports" / "soundstorm"

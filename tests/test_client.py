@@ -12,24 +12,6 @@ from runtime.serving.server import ModelServer, ServerOptions, single_model_conf
 from soundstorm.cli import main
 from tests.conftest import OTHER_SPEECH_TEXT, SPEECH_TEXT
 
-# A speech-token tiny model (Lyra tokens, phoneme vocabulary) whose calls take at most
-# 1.28 s (64 frames) with prompts of up to 0.4 s: anything longer exercises windows.
-CLIENT_EXPORT = ["--max-seconds", "1.28", "--prompt-seconds", "0.4", "--buckets", "0.64,1.28",
-                 "--platforms", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def speech_model(tiny_corpus_dir, tmp_path_factory):
-    """A tiny model trained briefly on the tiny speech corpus, exported: its base path."""
-    root = tmp_path_factory.mktemp("speech_model")
-    assert main(["train", "--preset", "tiny", "--data", str(tiny_corpus_dir), "--workdir",
-                 str(root / "run"), "--steps", "4", "--batch-size", "2",
-                 "--checkpoint-every", "4"]) == 0
-    assert main(["export", "--workdir", str(root / "run"), "--base-path", str(root / "exports"),
-                 *CLIENT_EXPORT]) == 0
-    return root / "exports" / "soundstorm"
-
-
 @pytest.fixture(scope="module")
 def client(speech_model):
     return Client.embedded(speech_model)

@@ -6,9 +6,9 @@ import pytest
 
 from runtime.codec import read_wav
 from soundstorm.config import get_preset
-from soundstorm.data.loader import SpeechCorpus
+from soundstorm.data.loader import SpeechCorpus, pick_prompt
 from soundstorm.model import init_params
-from soundstorm.sample import continue_utterance, pick_prompt, write_continuation
+from soundstorm.sample import continue_utterance, write_continuation
 from soundstorm.validation import InputError
 
 

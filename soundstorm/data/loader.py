@@ -114,6 +114,16 @@ class SpeechCorpus:
         return examples
 
 
+def pick_prompt(examples: list[Example], target_index: int) -> Example:
+    """The next example (cyclically) by the same speaker with a different text."""
+    target = examples[target_index]
+    for offset in range(1, len(examples)):
+        candidate = examples[(target_index + offset) % len(examples)]
+        if candidate.speaker == target.speaker and candidate.text != target.text:
+            return candidate
+    raise InputError(f"speaker {target.speaker} has no other sentence to prompt with")
+
+
 def unigram_entropy(examples: list[Example], num_levels: int, codebook_size: int) -> float:
     """Mean over levels of the entropy (nats) of each level's code frequencies.
 
