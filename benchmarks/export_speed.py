@@ -104,24 +104,15 @@ def _logits_difference(config, params, loaded, inputs) -> tuple[float, float]:
 
 
 def child_first_call(model_dir: str, workdir: str, seconds: float, warm_up: bool) -> dict:
-    """Load, optionally replay the warm-up records, then time one request."""
-    import tensorflow as tf
-    from export.warmup import WARMUP_FILE, read_warmup
+    """Load, optionally replay the warm-up records (as a server does), then time one request."""
+    from runtime.serving.servable import Servable
     from soundstorm.train import read_run_config
 
     config, _ = read_run_config(Path(workdir))
-    load_s, loaded = _timed(lambda: tf.saved_model.load(model_dir))
-    warmup_s = 0.0
-    if warm_up:
-        def replay():
-            for log in read_warmup(Path(model_dir) / "assets.extra" / WARMUP_FILE):
-                request_proto = log.predict_log.request
-                signature = loaded.signatures[request_proto.model_spec.signature_name]
-                signature(**{key: tf.constant(tf.make_ndarray(proto))
-                             for key, proto in request_proto.inputs.items()})
-        warmup_s, _ = _timed(replay)
-    tensors = {key: tf.constant(value) for key, value in request(config, seconds).items()}
-    first_s, _ = _timed(lambda: loaded.signatures["serving_default"](**tensors))
+    load_s, servable = _timed(lambda: Servable("soundstorm", 1, Path(model_dir)))
+    warmup_s = servable.warm_up()[1] if warm_up else 0.0
+    inputs = request(config, seconds)
+    first_s, _ = _timed(lambda: servable.run("serving_default", inputs))
     return {"load_s": load_s, "warmup_s": warmup_s, "first_call_s": first_s}
 
 
