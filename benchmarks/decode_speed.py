@@ -15,50 +15,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from soundstorm.bench.measure import forward_flops, matmul_peak_flops, median_seconds
 from soundstorm.config import get_preset
 from soundstorm.decoding import DecodingConfig, check_decode_inputs, decode
-from soundstorm.model import SoundStorm, frame_mask_from_lengths, init_params
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def matmul_peak_flops(sizes=(1024, 2048, 3072), repeats: int = 5) -> tuple[float, int]:
-    """Best float32 matmul FLOP/s over a few sizes, and the size that reached it."""
-    best = (0.0, 0)
-    for n in sizes:
-        a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-        matmul = jax.jit(jnp.dot)
-        jax.block_until_ready(matmul(a, a))
-        flops = 2 * n**3 / median_seconds(lambda: matmul(a, a), repeats)
-        best = max(best, (flops, n))
-    return best
-
-
-def forward_flops(config, params, num_frames: int) -> float:
-    """XLA's FLOP count of one forward pass (one level's head) at batch 1."""
-    model = SoundStorm(config)
-    semantic = jnp.zeros((1, num_frames // config.frames_per_semantic_token), jnp.int32)
-    acoustic = jnp.zeros((1, num_frames, config.num_levels), jnp.int32)
-    forward = jax.jit(lambda p, s, a: model.apply(
-        {"params": p}, s, a, frame_mask_from_lengths(jnp.array([num_frames]), num_frames),
-        jnp.zeros((1,), jnp.int32)))
-    cost = forward.lower(params, semantic, acoustic).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost["flops"])
+from soundstorm.model import init_params
 
 
 def decode_request(config, num_frames: int, prompt_frames: int, rng):
@@ -98,11 +63,12 @@ def main() -> None:
         num_frames = int(round(seconds * config.frame_rate_hz))
         prompt_frames = int(round(args.prompt_seconds * config.frame_rate_hz))
         inputs = decode_request(config, num_frames, prompt_frames, rng)
-        run = lambda: decode(params, *inputs, config=config, decoding=decoding)
+        run = lambda: jax.block_until_ready(decode(params, *inputs, config=config,
+                                                   decoding=decoding))
         start = time.perf_counter()
         jax.block_until_ready(run())
         compile_seconds = time.perf_counter() - start
-        seconds_per_call = median_seconds(run, args.repeats)
+        seconds_per_call = median_seconds(run, args.repeats, warm_up=False)
         flops_per_pass = forward_flops(config, params, inputs[0].shape[1] *
                                        config.frames_per_semantic_token)
         achieved = flops_per_pass * decoding.num_passes / seconds_per_call

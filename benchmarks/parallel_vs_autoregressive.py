@@ -14,28 +14,17 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
 
 import jax
 import numpy as np
 
 from soundstorm import autoregressive
+from soundstorm.bench.measure import median_seconds
 from soundstorm.config import get_preset
 from soundstorm.decoding import DecodingConfig, check_decode_inputs, decode
 from soundstorm.model import init_params
 
 PROMPT_SECONDS = 3.0
-
-
-def _median(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())  # compile
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -60,10 +49,10 @@ def main() -> None:
                                 (1, frames // config.frames_per_semantic_token))
         prompt = rng.integers(0, config.codebook_size, (1, prompt_frames, config.num_levels))
         inputs = check_decode_inputs(config, semantic, prompt, [prompt_frames], [frames], [0])
-        parallel_s = _median(lambda: decode(params, *inputs, config=config, decoding=decoding),
-                             args.repeats)
-        ar_s = _median(lambda: autoregressive.generate(
-            ar_params, inputs[0], inputs[1], 0, 1.0, config=config, prompt_frames=prompt_frames),
+        parallel_s = median_seconds(lambda: jax.block_until_ready(
+            decode(params, *inputs, config=config, decoding=decoding)), args.repeats)
+        ar_s = median_seconds(lambda: jax.block_until_ready(autoregressive.generate(
+            ar_params, inputs[0], inputs[1], 0, 1.0, config=config, prompt_frames=prompt_frames)),
             args.repeats)
         ar_passes = (frames - prompt_frames) * config.num_levels
         print(f"{seconds:8.1f} {decoding.num_passes:18d} {ar_passes:10d} {parallel_s:13.2f} "

@@ -19,17 +19,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_speed import ensure_run  # noqa: E402
+
+from soundstorm.bench.measure import alternating_medians, concurrent_throughput  # noqa: E402
 
 CLIENTS = (1, 4, 16)
 BATCHING = dict(max_batch_size=16, batch_timeout_micros=20_000, allowed_batch_sizes=(1, 2, 4, 8, 16),
@@ -99,12 +98,7 @@ def main() -> None:
     direct = lambda: signature(**tensors)["acoustic_tokens"].numpy()
     remote = lambda: stub.Predict(request, timeout=600)
     direct(), remote()
-    direct_times, remote_times = [], []
-    for _ in range(args.repeats):
-        for fn, times in ((direct, direct_times), (remote, remote_times)):
-            started = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - started)
+    direct_s, remote_s = alternating_medians([direct, remote], args.repeats)
     server.stop(1)
 
     # 2. Throughput.
@@ -113,23 +107,11 @@ def main() -> None:
     for mode, batching in (("no batching", None), ("batching", BatchingOptions(**BATCHING))):
         server, stub = start(batching)
         for clients in CLIENTS:
-            def client(index, count):
-                for _ in range(count):
-                    stub.Predict(requests[index], timeout=600)
-
-            def run_round(count):
-                threads = [threading.Thread(target=client, args=(i, count)) for i in range(clients)]
-                started = time.perf_counter()
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-                return time.perf_counter() - started
-            run_round(1)  # untimed: compiles this setting's batch shapes
             per_client = max(1, 8 // clients)
-            seconds = sum(run_round(per_client) for _ in range(args.rounds))
+            throughput[(mode, clients)] = concurrent_throughput(
+                lambda i: stub.Predict(requests[i], timeout=600), clients, per_client, args.rounds)
             total = clients * per_client * args.rounds
-            throughput[(mode, clients)] = total / seconds
+            seconds = total / throughput[(mode, clients)]
             print(f"{mode}, {clients} clients: {total} requests in {seconds:.1f} s",
                   file=sys.stderr)
         server.stop(1)
@@ -137,7 +119,6 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; run {workdir}; "
           f"{args.seconds:g} s of audio per request ({args.seconds / 3:g} s prompt), batch 1, "
           "server and clients in one process")
-    direct_s, remote_s = statistics.median(direct_times), statistics.median(remote_times)
     print(f"direct SavedModel call  {direct_s * 1e3:8.1f} ms (median of {args.repeats})")
     print(f"gRPC Predict            {remote_s * 1e3:8.1f} ms")
     print(f"gRPC / direct           {remote_s / direct_s:8.3f} x "

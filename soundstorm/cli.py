@@ -35,6 +35,9 @@ def _add_train(subparsers) -> None:
                         help="default: 5%% of --steps")
     parser.add_argument("--checkpoint-every", type=int, default=200)
     parser.add_argument("--bf16", action="store_true", help="bfloat16 compute")
+    parser.add_argument("--level-weights", type=float, nargs="+", default=None,
+                        help="relative odds of training each RVQ level, one per level "
+                             "(default: uniform, the paper)")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(handler=_train)
 
@@ -49,7 +52,8 @@ def _train(args) -> int:
         batch_size=args.batch_size, total_steps=args.steps,
         peak_learning_rate=args.learning_rate,
         warmup_steps=args.warmup_steps if args.warmup_steps is not None else args.steps // 20,
-        checkpoint_every=args.checkpoint_every, seed=args.seed)
+        checkpoint_every=args.checkpoint_every, seed=args.seed,
+        level_weights=tuple(args.level_weights) if args.level_weights else None)
     baselines = None
     if args.data == "synthetic":
         from soundstorm.synthetic import synthetic_batches
@@ -290,9 +294,9 @@ def _serve(args) -> int:
 
 
 def _add_client_options(parser) -> None:
-    parser.add_argument("--model", type=Path, default=Path("exports/soundstorm"),
+    parser.add_argument("--model", type=Path, default=Path("models/soundstorm"),
                         help="SavedModel to run in-process: a model base path or version folder "
-                             "(default exports/soundstorm)")
+                             "(default models/soundstorm, the committed reference model)")
     parser.add_argument("--server", default=None,
                         help="HOST:PORT of a TF Serving endpoint (ours or tensorflow_model_server) "
                              "instead of --model; dns:///NAME:PORT balances over a fleet")
@@ -398,33 +402,74 @@ def _dialogue(args) -> int:
 
 
 def _add_bench(subparsers) -> None:
+    from soundstorm.bench.config import SECTIONS, BenchConfig
+    defaults = BenchConfig()
     parser = subparsers.add_parser(
-        "bench", help="time end-to-end synthesis (model, codec) and streaming's first audio",
-        description="Synthesizes --seconds of speech each (semantic tokens of a fixed passage, "
-                    "a voice prompt) and prints total time, time to the first streamed audio, "
-                    "model and codec time and the real-time factor.")
-    parser.add_argument("--voice", type=Path, required=True, help="voice prompt audio")
-    parser.add_argument("--seconds", type=float, nargs="+", default=[10.0, 30.0, 60.0])
+        "bench", help="measure speed: audio s/s, FLOP/s, vs autoregressive, vs the peer, "
+                      "SavedModel vs JAX, gRPC vs embedded, batch throughput",
+        description="Runs the benchmark sections on one machine in one run (medians of "
+                    "--repeats), prints a table per section and writes report.md and "
+                    "bench.json to --out (docs/benchmarks.md). With --server, only the "
+                    "end-to-end timings, through that server.")
+    parser.add_argument("--voice", type=Path, default=None,
+                        help="voice prompt audio (default: an espeak-ng sentence)")
+    parser.add_argument("--out", type=Path, default=None, help="report folder")
+    parser.add_argument("--seconds", type=float, nargs="+", default=list(defaults.seconds),
+                        help="end-to-end audio lengths")
+    parser.add_argument("--compare-seconds", type=float, nargs="+",
+                        default=list(defaults.compare_seconds),
+                        help="lengths of SavedModel vs JAX and FLOP/s")
+    parser.add_argument("--ar-seconds", type=float, nargs="+",
+                        default=list(defaults.autoregressive_seconds),
+                        help="lengths of the autoregressive comparison")
+    parser.add_argument("--peer-seconds", type=float, nargs="+",
+                        default=list(defaults.peer_seconds),
+                        help="lengths of the soundstorm-pytorch comparison")
+    parser.add_argument("--clients", type=int, nargs="+", default=list(defaults.clients))
+    parser.add_argument("--request-seconds", type=float, default=defaults.request_seconds,
+                        help="length of one gRPC / batching request")
+    parser.add_argument("--repeats", type=int, default=defaults.repeats)
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     _add_client_options(parser)
     parser.set_defaults(handler=_bench)
 
 
 def _bench(args) -> int:
     import os
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.server:
+        return _bench_server(args)
+    from soundstorm.bench.config import BenchConfig
+    from soundstorm.bench.suite import run_bench
+    config = BenchConfig(seconds=tuple(args.seconds), compare_seconds=tuple(args.compare_seconds),
+                         autoregressive_seconds=tuple(args.ar_seconds),
+                         peer_seconds=tuple(args.peer_seconds), clients=tuple(args.clients),
+                         request_seconds=args.request_seconds, repeats=args.repeats,
+                         sections=tuple(args.sections))
+    voice = None
+    if args.voice is not None:
+        from runtime.client import Client
+        voice = Client.embedded(args.model).voice_prompt(args.voice)
+    run_bench(args.model, config, voice=voice, out_dir=args.out,
+              log=lambda message: print(message, flush=True))
+    if args.out is not None:
+        print(f"report: {args.out / 'report.md'}")
+    return 0
+
+
+def _bench_server(args) -> int:
+    """End-to-end timings through a running server (no local SavedModel to compare with)."""
+    import os
     import platform
     from runtime.client.bench import measure, report
     client = _client(args)
+    if args.voice is None:
+        raise InputError("bench --server needs --voice")
     voice = client.voice_prompt(args.voice)
-    if hasattr(client.backend, "warm_up"):
-        count, seconds = client.backend.warm_up()  # compile every bucket first, as a server does
-        print(f"warm-up: {count} records in {seconds:.1f} s")
-    else:
-        measure(client, voice, min(args.seconds))  # a server warmed up at load; not timed
+    measure(client, voice, min(args.seconds))  # a server warmed up at load; not timed
     rows = [measure(client, voice, seconds, args.seed) for seconds in args.seconds]
-    where = args.server or client.backend.path
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; model {where}; "
-          f"max {client.max_frames / client.frame_rate_hz:g} s per window, prompt "
-          f"{voice.frames / client.frame_rate_hz:g} s")
+    print(f"machine (client): {platform.machine()}, {os.cpu_count()} cores; server "
+          f"{args.server}; prompt {voice.frames / client.frame_rate_hz:g} s")
     print(report(rows))
     return 0
 
@@ -441,6 +486,8 @@ def _add_eval(subparsers) -> None:
     parser.add_argument("--split", default="eval_unseen_speakers")
     parser.add_argument("--utterances", type=int, default=8)
     parser.add_argument("--long-form-seconds", type=float, default=60.0)
+    parser.add_argument("--choice-temperature", type=float, default=None,
+                        help="confidence-choice temperature (default: the model's contract)")
     _add_client_options(parser)
     parser.set_defaults(handler=_eval)
 
@@ -454,7 +501,9 @@ def _eval(args) -> int:
         raise InputError("--utterances must be >= 1 and --long-form-seconds > 0")
     metrics = evaluate(_client(args), corpus, args.out,
                        EvalConfig(split=args.split, num_utterances=args.utterances,
-                                  long_form_seconds=args.long_form_seconds, seed=args.seed))
+                                  long_form_seconds=args.long_form_seconds, seed=args.seed,
+                                  temperature=args.temperature,
+                                  choice_temperature=args.choice_temperature))
     print(json.dumps({key: value.get("mean", value) for key, value in metrics.items()}, indent=1))
     print(f"report: {args.out / 'report.md'}")
     return 0

@@ -33,14 +33,18 @@ class MaskedBatch(NamedTuple):
 
 
 def _mask_one(rng, config: SoundStormConfig, semantic, acoustic, length,
-              unknown_semantic_prob):
+              unknown_semantic_prob, level_weights):
     num_frames, num_levels = acoustic.shape
     boundary_key, level_key, ratio_key, token_key, unknown_key = jax.random.split(rng, 5)
     frames = jnp.arange(num_frames)
     valid = frames < length
 
     prompt_length = jax.random.randint(boundary_key, (), 0, length)
-    level = jax.random.randint(level_key, (), 0, num_levels)
+    if level_weights is None:
+        level = jax.random.randint(level_key, (), 0, num_levels)
+    else:
+        level = jax.random.choice(level_key, num_levels, p=jnp.asarray(level_weights)
+                                  / sum(level_weights))
     mask_ratio = jnp.cos(jax.random.uniform(ratio_key, (), maxval=jnp.pi / 2))
 
     in_target = valid & (frames >= prompt_length)
@@ -69,11 +73,17 @@ def _mask_one(rng, config: SoundStormConfig, semantic, acoustic, length,
 
 def mask_for_training(rng: jax.Array, config: SoundStormConfig, semantic_tokens: jax.Array,
                       acoustic_tokens: jax.Array, lengths: jax.Array,
-                      unknown_semantic_prob: float = 0.0) -> MaskedBatch:
-    """Masks a batch: semantic [B, S], acoustic [B, T, Q], lengths [B] (each >= 1)."""
+                      unknown_semantic_prob: float = 0.0,
+                      level_weights: tuple[float, ...] | None = None) -> MaskedBatch:
+    """Masks a batch: semantic [B, S], acoustic [B, T, Q], lengths [B] (each >= 1).
+
+    `level_weights`: relative odds of training each level (one per level); None
+    draws levels uniformly, as the paper does.
+    """
     keys = jax.random.split(rng, acoustic_tokens.shape[0])
-    return jax.vmap(_mask_one, in_axes=(0, None, 0, 0, 0, None))(
-        keys, config, semantic_tokens, acoustic_tokens, lengths, unknown_semantic_prob)
+    return jax.vmap(_mask_one, in_axes=(0, None, 0, 0, 0, None, None))(
+        keys, config, semantic_tokens, acoustic_tokens, lengths, unknown_semantic_prob,
+        level_weights)
 
 
 def masked_cross_entropy(logits: jax.Array, targets: jax.Array, loss_mask: jax.Array):

@@ -51,6 +51,9 @@ class TrainConfig:
     grad_clip_norm: float = 1.0
     # Share of examples whose prompt-region semantic tokens become `unknown`.
     unknown_semantic_prob: float = 0.1
+    # Relative odds of training each RVQ level; None: uniform, the paper's choice.
+    # Weighting level 1 up spends more of a short CPU run on what carries the words.
+    level_weights: tuple[float, ...] | None = None
     seed: int = 0
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
@@ -65,6 +68,12 @@ class TrainConfig:
             raise ConfigError(f"warmup_steps must lie in [0, total_steps), got {self.warmup_steps}")
         if self.peak_learning_rate <= 0:
             raise ConfigError(f"peak_learning_rate must be > 0, got {self.peak_learning_rate}")
+        if self.level_weights is not None:
+            object.__setattr__(self, "level_weights", tuple(float(w) for w in self.level_weights))
+            if not self.level_weights or min(self.level_weights) < 0 \
+                    or sum(self.level_weights) <= 0:
+                raise ConfigError("level_weights must be non-negative with a positive sum, got "
+                                  f"{self.level_weights}")
         if not 0 <= self.unknown_semantic_prob <= 1:
             raise ConfigError(
                 f"unknown_semantic_prob must lie in [0, 1], got {self.unknown_semantic_prob}")
@@ -106,7 +115,7 @@ def make_train_step(config: SoundStormConfig, train_config: TrainConfig):
     def train_step(state, batch: Batch):
         masked = mask_for_training(jax.random.fold_in(masking_key, state["step"]), config,
                                    batch.semantic_tokens, batch.acoustic_tokens, batch.lengths,
-                                   train_config.unknown_semantic_prob)
+                                   train_config.unknown_semantic_prob, train_config.level_weights)
 
         def loss_fn(params):
             logits = model.apply({"params": params}, masked.semantic_tokens,
@@ -167,6 +176,10 @@ class Trainer:
         self.loss_baselines = loss_baselines
         self.mesh = Mesh(np.asarray(jax.devices()), ("data",))
         self.num_devices = self.mesh.size
+        weights = train_config.level_weights
+        if weights is not None and len(weights) != config.num_levels:
+            raise ConfigError(f"level_weights has {len(weights)} entries; the model has "
+                              f"{config.num_levels} levels")
         if train_config.batch_size % self.num_devices:
             raise ConfigError(f"batch_size {train_config.batch_size} must be divisible by the "
                               f"{self.num_devices} devices of the data-parallel mesh")

@@ -1,13 +1,19 @@
 """`soundstorm eval` end to end on the tiny speech model: every measure, report and plots."""
 
 import json
+from types import SimpleNamespace
+
+import pocketsphinx
 
 from runtime.client import Client
 from soundstorm.cli import main
 from soundstorm.data.loader import SpeechCorpus
-from soundstorm.evaluation.harness import EvalConfig, evaluate
+from soundstorm.data.sentences import jsgf_grammar, sentence
+from soundstorm.evaluation.asr import normalise_words
+from soundstorm.evaluation.harness import EvalConfig, evaluate, spread_over_sentences
 
-MEASURES = {"wer_generated", "wer_ceiling", "wer_raw", "similarity_prompt_generated",
+MEASURES = {"wer_generated", "wer_ceiling", "wer_raw", "wer_grammar_generated",
+            "wer_grammar_ceiling", "wer_grammar_raw", "similarity_prompt_generated",
             "similarity_prompt_ceiling", "similarity_prompt_other_speaker", "dnsmos_generated",
             "dnsmos_ceiling"}
 
@@ -20,7 +26,7 @@ def test_evaluation_writes_the_report_with_every_measure(speech_model, tiny_corp
     assert MEASURES <= set(metrics)
     for key in MEASURES:
         assert metrics[key]["n"] == 2
-    assert all(0 <= metrics[k]["mean"] for k in ("wer_generated", "wer_ceiling", "wer_raw"))
+    assert all(0 <= metrics[k]["mean"] for k in MEASURES if k.startswith("wer"))
     for key in ("dnsmos_generated", "dnsmos_ceiling"):
         assert 1.0 <= metrics[key]["mean"] <= 5.0
     # The ceiling is the same speaker as the prompt: it must resemble it more than another
@@ -32,6 +38,13 @@ def test_evaluation_writes_the_report_with_every_measure(speech_model, tiny_corp
     assert -1 <= long_form["similarity_first_last"] <= 1
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert len(saved["utterances"]) == 2 and saved["config"]["split"] == "eval_seen_speakers"
+    # Two distinct sentences, not one sentence twice; the grammar recogniser's output is
+    # always a sentence of the grammar.
+    assert len({row["text"] for row in saved["utterances"]}) == 2
+    grammar = pocketsphinx.Decoder(samprate=16_000, loglevel="FATAL").parse_jsgf(jsgf_grammar())
+    for row in saved["utterances"]:
+        heard = row["heard_wer_grammar_generated"]
+        assert heard == "" or grammar.accept(heard)
     report = (tmp_path / "report.md").read_text()
     assert "word error rate" in report and "![metrics](metrics.png)" in report
     for figure in ("metrics.png", "spectrograms.png"):
@@ -45,3 +58,26 @@ def test_eval_command_refuses_bad_arguments(speech_model, tiny_corpus_dir, tmp_p
     assert main(["eval", "--model", str(speech_model), "--data", str(tiny_corpus_dir),
                  "--out", str(tmp_path / "r"), "--utterances", "0"]) == 2
     assert "--utterances must be >= 1" in capsys.readouterr().err
+
+
+def test_the_sentence_grammar_accepts_every_generated_sentence_and_nothing_else():
+    # Parsed by pocketsphinx itself, the grammar the recogniser is constrained to.
+    grammar = pocketsphinx.Decoder(samprate=16_000, loglevel="FATAL").parse_jsgf(jsgf_grammar())
+    for seed in (0, 7):
+        for index in range(200):
+            assert grammar.accept(" ".join(normalise_words(sentence(seed, index))))
+    words = normalise_words(sentence(0, 0))
+    assert not grammar.accept(" ".join(reversed(words)))
+    assert not grammar.accept(" ".join(words[:-1]))
+    assert not grammar.accept(" ".join(words + ["banana"]))
+
+
+def test_utterances_are_spread_over_sentences_with_speakers_rotating():
+    examples = [SimpleNamespace(text=text, speaker=speaker)
+                for text in ("a", "b", "c") for speaker in ("x", "y")]
+    order = spread_over_sentences(examples)
+    assert sorted(order) == list(range(len(examples)))
+    first = [examples[i] for i in order[:3]]
+    assert [e.text for e in first] == ["a", "b", "c"]
+    assert [e.speaker for e in first] == ["x", "y", "x"]
+    assert [examples[i].text for i in order[3:]] == ["a", "b", "c"]

@@ -53,6 +53,15 @@ def test_level_is_uniform(masked):
     assert all(within(c, NUM_EXAMPLES, 1 / CONFIG.num_levels) for c in counts), counts
 
 
+def test_level_weights_set_the_odds_of_each_level(batch):
+    weights = (3.0, 0.0, 1.0, 0.0)  # levels 1 and 3 never; level 0 three times level 2
+    levels = np.asarray(mask_for_training(jax.random.key(2), CONFIG, *map(jnp.asarray, batch),
+                                          level_weights=weights).levels)
+    counts = np.bincount(levels, minlength=CONFIG.num_levels)
+    assert counts[1] == counts[3] == 0, counts
+    assert within(counts[0], NUM_EXAMPLES, 0.75) and within(counts[2], NUM_EXAMPLES, 0.25), counts
+
+
 def test_mask_ratio_is_cosine_of_a_uniform_angle(batch, masked):
     # Per example, the masked share of level-q target frames estimates p = cos(u);
     # E[cos u] = 2/pi and E[cos^2 u] = 1/2 for u ~ U[0, pi/2].

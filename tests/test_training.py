@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 import os
@@ -141,6 +142,12 @@ def test_bad_batches_raise_clear_errors(tmp_path, tiny_config, changes, message)
                                                   progress=False)
 
 
+def test_level_weights_must_give_one_weight_per_level(tmp_path, tiny_config):
+    weights = (1.0,) * (tiny_config.num_levels + 1)
+    with pytest.raises(ConfigError, match=f"{tiny_config.num_levels} levels"):
+        Trainer(tiny_config, dataclasses.replace(SHORT, level_weights=weights), tmp_path)
+
+
 def test_running_out_of_data_names_the_step(tmp_path, tiny_config):
     batches = iter([next(short_batches(tiny_config))] * 2)
     with pytest.raises(InputError, match="ran out at step 2"):
@@ -152,6 +159,8 @@ def test_running_out_of_data_names_the_step(tmp_path, tiny_config):
     ({"warmup_steps": 10, "total_steps": 10}, "warmup_steps"),
     ({"unknown_semantic_prob": 1.5}, "unknown_semantic_prob"),
     ({"peak_learning_rate": 0.0}, "peak_learning_rate"),
+    ({"level_weights": (1.0, -1.0, 1.0)}, "level_weights"),
+    ({"level_weights": (0.0, 0.0)}, "level_weights"),
 ])
 def test_bad_train_configs_raise(changes, message):
     with pytest.raises(ConfigError, match=message):

@@ -7,7 +7,9 @@ the same speaker. Beside it stand the raw espeak-ng audio of that text and the
 codec's resynthesis of it (the ceiling: the best the model could do with these
 tokens). Measured:
 
-- intelligibility: pocketsphinx word error rate of generated, ceiling and raw;
+- intelligibility: pocketsphinx word error rate of generated, ceiling and raw,
+  with the general English language model and with the sentence generator's
+  grammar (the domain's language; see soundstorm/evaluation/asr.py);
 - voice consistency: speaker similarity of the prompt to the generation, to the
   ceiling (same speaker, other sentence) and to another speaker's ceiling;
 - quality: DNSMOS of generated and ceiling;
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from soundstorm.data.sentences import jsgf_grammar
 from soundstorm.evaluation.asr import SpeechRecognizer, word_error_rate
 from soundstorm.evaluation.dnsmos import dnsmos
 from soundstorm.evaluation.speaker import speaker_similarity
@@ -41,9 +44,31 @@ class EvalConfig:
     num_utterances: int = 8
     long_form_seconds: float = 60.0
     seed: int = 0
+    # None: the defaults the exported model's contract states.
+    temperature: float | None = None
+    choice_temperature: float | None = None
 
 
-def _espeak(text: str, speaker: str) -> np.ndarray:
+def spread_over_sentences(examples) -> list[int]:
+    """Indices of `examples` ordered so that distinct sentences come first, speakers rotating.
+
+    A split lists each sentence with all its speakers; the first N of it would
+    be few sentences, so N utterances are taken one per sentence before any
+    sentence repeats.
+    """
+    by_text: dict[str, list[int]] = {}
+    for index, example in enumerate(examples):
+        by_text.setdefault(example.text, []).append(index)
+    groups = list(by_text.values())
+    order = []
+    for round_ in range(max(len(group) for group in groups)):
+        order += [group[(number + round_) % len(group)] for number, group in enumerate(groups)
+                  if round_ < len(group)]
+    return order
+
+
+def espeak(text: str, speaker: str) -> np.ndarray:
+    """espeak-ng audio of `text` by a corpus speaker, mono at the codec's 16 kHz."""
     from runtime.codec import to_mono
     from runtime.frontend import get_speaker, synthesize
     utterance = synthesize(text, get_speaker(speaker))
@@ -64,24 +89,30 @@ def evaluate(client, corpus, out_dir: Path, config: EvalConfig = EvalConfig(),
     if len(examples) < 2:
         raise InputError(f"split {config.split} has too few utterances to evaluate")
     count = min(config.num_utterances, len(examples))
-    recognizer = SpeechRecognizer()
+    recognizers = {"wer": SpeechRecognizer(), "wer_grammar": SpeechRecognizer(jsgf_grammar())}
     rows, first = [], None
-    for index in tqdm(range(count), desc="eval", unit=" utt", disable=not progress):
+    sampling = {"temperature": config.temperature, "choice_temperature": config.choice_temperature}
+    for index in tqdm(spread_over_sentences(examples)[:count], desc="eval", unit=" utt",
+                      disable=not progress):
         target = examples[index]
         prompt = pick_prompt(examples, index)
-        prompt_audio = _espeak(prompt.text, prompt.speaker)
-        raw = _espeak(target.text, target.speaker)
+        prompt_audio = espeak(prompt.text, prompt.speaker)
+        raw = espeak(target.text, target.speaker)
         ceiling = client.codec.decode(client.codec.encode(raw, SAMPLE_RATE))
         other = next(e for e in examples if e.speaker != target.speaker)
         other_ceiling = client.codec.decode(client.codec.encode(
-            _espeak(other.text, other.speaker), SAMPLE_RATE))
+            espeak(other.text, other.speaker), SAMPLE_RATE))
         voice = client.voice_prompt(prompt_audio, sample_rate=SAMPLE_RATE, transcript=prompt.text)
-        generated = client.synthesize(target.text, voice, seed=config.seed + index).waveform
+        generated = client.synthesize(target.text, voice, seed=config.seed + index,
+                                      **sampling).waveform
+        row = {"text": target.text, "speaker": target.speaker}
+        for prefix, recognizer in recognizers.items():
+            for name, audio in (("generated", generated), ("ceiling", ceiling), ("raw", raw)):
+                heard = recognizer.transcribe(audio)
+                row[f"{prefix}_{name}"] = word_error_rate(target.text, heard)
+                row[f"heard_{prefix}_{name}"] = heard
         rows.append({
-            "text": target.text, "speaker": target.speaker,
-            "wer_generated": word_error_rate(target.text, recognizer.transcribe(generated)),
-            "wer_ceiling": word_error_rate(target.text, recognizer.transcribe(ceiling)),
-            "wer_raw": word_error_rate(target.text, recognizer.transcribe(raw)),
+            **row,
             "similarity_prompt_generated": speaker_similarity(prompt_audio, generated, SAMPLE_RATE),
             "similarity_prompt_ceiling": speaker_similarity(prompt_audio, ceiling, SAMPLE_RATE),
             "similarity_prompt_other_speaker": speaker_similarity(prompt_audio, other_ceiling,
@@ -92,7 +123,7 @@ def evaluate(client, corpus, out_dir: Path, config: EvalConfig = EvalConfig(),
         if first is None:
             first = {"prompt": prompt_audio, "ceiling": ceiling, "generated": generated}
     metrics = {key: _summary([row[key] for row in rows]) for key in rows[0]
-               if key not in ("text", "speaker")}
+               if key not in ("text", "speaker") and not key.startswith("heard_")}
     metrics["long_form"] = _long_form(client, examples[0], config)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -110,9 +141,10 @@ def evaluate(client, corpus, out_dir: Path, config: EvalConfig = EvalConfig(),
 def _long_form(client, example, config: EvalConfig) -> dict:
     """Speaker similarity of the first and last window of one long generation."""
     from runtime.client.bench import semantic_of_seconds
-    prompt_audio = _espeak(example.text, example.speaker)
+    prompt_audio = espeak(example.text, example.speaker)
     voice = client.voice_prompt(prompt_audio, sample_rate=SAMPLE_RATE, transcript=example.text)
-    chunks = list(client.stream(voice=voice, seed=config.seed,
+    chunks = list(client.stream(voice=voice, seed=config.seed, temperature=config.temperature,
+                                choice_temperature=config.choice_temperature,
                                 semantic_tokens=semantic_of_seconds(client,
                                                                     config.long_form_seconds)))
     audio = np.concatenate(chunks)
@@ -127,14 +159,17 @@ def _plot_bars(metrics: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    groups = {"word error rate": ["wer_generated", "wer_ceiling", "wer_raw"],
+    groups = {"word error rate (general LM)": ["wer_generated", "wer_ceiling", "wer_raw"],
+              "word error rate (grammar)": ["wer_grammar_generated", "wer_grammar_ceiling",
+                                            "wer_grammar_raw"],
               "speaker similarity to the prompt": ["similarity_prompt_generated",
                                                    "similarity_prompt_ceiling",
                                                    "similarity_prompt_other_speaker"],
               "DNSMOS (overall)": ["dnsmos_generated", "dnsmos_ceiling"]}
-    fig, axes = plt.subplots(1, len(groups), figsize=(12, 3.5))
+    fig, axes = plt.subplots(1, len(groups), figsize=(16, 3.5))
     for ax, (title, keys) in zip(axes, groups.items()):
-        labels = [key.split("_", 1)[1].replace("prompt_", "") for key in keys]
+        labels = [key.rsplit("_", 1)[1] if key.startswith("wer") else
+                  key.split("_", 1)[1].replace("prompt_", "") for key in keys]
         ax.bar(labels, [metrics[k]["mean"] for k in keys],
                yerr=[metrics[k]["std"] for k in keys], capsize=4, color="#4c72b0")
         ax.set_title(title)
@@ -156,7 +191,8 @@ Mean ± standard deviation over utterances.
 
 | measure | generated | ceiling (codec resynthesis) | raw espeak-ng | other speaker |
 | --- | --- | --- | --- | --- |
-| word error rate (pocketsphinx) | {cell('wer_generated')} | {cell('wer_ceiling')} | {cell('wer_raw')} | |
+| word error rate (pocketsphinx, general English LM) | {cell('wer_generated')} | {cell('wer_ceiling')} | {cell('wer_raw')} | |
+| word error rate (pocketsphinx, sentence grammar) | {cell('wer_grammar_generated')} | {cell('wer_grammar_ceiling')} | {cell('wer_grammar_raw')} | |
 | speaker similarity to the prompt | {cell('similarity_prompt_generated')} | {cell('similarity_prompt_ceiling')} | | {cell('similarity_prompt_other_speaker')} |
 | DNSMOS overall | {cell('dnsmos_generated')} | {cell('dnsmos_ceiling')} | | |
 

@@ -1,0 +1,1 @@
+"""`soundstorm bench`: the project's speed claims measured in one run (docs/benchmarks.md)."""

@@ -1,0 +1,69 @@
+"""The committed reference model (models/soundstorm/1): it loads on a fresh clone and speaks.
+
+Generation is a pure function of (model, inputs, seed), so these figures are
+the model's own; the bounds sit well inside what MODEL_CARD.md measured, so
+they catch a broken or replaced model, not numerical noise.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.contract import read_contract
+from runtime.client import Client
+from soundstorm.data.sentences import jsgf_grammar
+from soundstorm.evaluation.asr import SpeechRecognizer, word_error_rate
+from soundstorm.evaluation.harness import SAMPLE_RATE, espeak
+from soundstorm.evaluation.speaker import speaker_similarity
+
+MODEL = Path(__file__).resolve().parent.parent / "models" / "soundstorm"
+VERSION = MODEL / "1"
+MAX_BYTES = 25_000_000
+# A held-out sentence of the corpus, spoken in a held-out voice prompted by another sentence.
+PROMPT_TEXT = "Please bring eleven shells to the small basket before dinner."
+TARGET_TEXTS = ("Maria painted the narrow harbour in the morning.",
+                "Yesterday Henry carried four apples behind the old mill.")
+PROMPT_SPEAKER, OTHER_SPEAKER = "nyc_female_2", "nyc_male_1"
+
+
+@pytest.fixture(scope="module")
+def client():
+    return Client.embedded(MODEL)
+
+
+@pytest.fixture(scope="module")
+def spoken(client):
+    prompt_audio = espeak(PROMPT_TEXT, PROMPT_SPEAKER)
+    voice = client.voice_prompt(prompt_audio, sample_rate=SAMPLE_RATE, transcript=PROMPT_TEXT)
+    return prompt_audio, [client.synthesize(text, voice, seed=0) for text in TARGET_TEXTS]
+
+
+def test_the_committed_export_is_small_complete_and_bfloat16():
+    files = [path for path in VERSION.rglob("*") if path.is_file()]
+    assert sum(path.stat().st_size for path in files) <= MAX_BYTES
+    assert (VERSION / "saved_model.pb").is_file()
+    assert (VERSION / "assets.extra" / "tf_serving_warmup_requests").is_file()
+    contract = read_contract(VERSION)
+    assert contract.export_info.variables_dtype == "bfloat16"
+    config = json.loads(contract.export_info.model_config_json)
+    assert (config["num_layers"], config["model_dim"], config["num_levels"]) == (6, 256, 8)
+    # The corpus token layout: Lyra's 16 levels in pairs, phoneme vocabulary v1 at 50 Hz.
+    assert (contract.codec.name, contract.codec.native_levels, contract.codec.group_size) == \
+        ("lyra_v2", 16, 2)
+    assert (contract.semantic.vocabulary, contract.semantic.vocabulary_size,
+            contract.semantic.rate_hz) == ("espeak-phonemes-v1", 74, 50)
+
+
+def test_it_speaks_the_words_in_the_prompted_voice(spoken, client):
+    prompt_audio, speeches = spoken
+    recognizer = SpeechRecognizer(jsgf_grammar())
+    errors = [word_error_rate(text, recognizer.transcribe(speech.waveform))
+              for text, speech in zip(TARGET_TEXTS, speeches)]
+    assert np.mean(errors) <= 0.5, errors
+    other = espeak(TARGET_TEXTS[0], OTHER_SPEAKER)
+    for speech in speeches:
+        assert speech.waveform.size / SAMPLE_RATE > 1.5
+        same = speaker_similarity(prompt_audio, speech.waveform, SAMPLE_RATE)
+        assert same > speaker_similarity(prompt_audio, other, SAMPLE_RATE)
