@@ -428,6 +428,9 @@ def _add_bench(subparsers) -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=list(defaults.clients))
     parser.add_argument("--request-seconds", type=float, default=defaults.request_seconds,
                         help="length of one gRPC / batching request")
+    parser.add_argument("--prompt-seconds", type=float, default=defaults.prompt_seconds,
+                        help="prompt within each direct model request (at most the model's "
+                             "prompt budget)")
     parser.add_argument("--repeats", type=int, default=defaults.repeats)
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     _add_client_options(parser)
@@ -444,13 +447,10 @@ def _bench(args) -> int:
     config = BenchConfig(seconds=tuple(args.seconds), compare_seconds=tuple(args.compare_seconds),
                          autoregressive_seconds=tuple(args.ar_seconds),
                          peer_seconds=tuple(args.peer_seconds), clients=tuple(args.clients),
-                         request_seconds=args.request_seconds, repeats=args.repeats,
+                         request_seconds=args.request_seconds,
+                         prompt_seconds=args.prompt_seconds, repeats=args.repeats,
                          sections=tuple(args.sections))
-    voice = None
-    if args.voice is not None:
-        from runtime.client import Client
-        voice = Client.embedded(args.model).voice_prompt(args.voice)
-    run_bench(args.model, config, voice=voice, out_dir=args.out,
+    run_bench(args.model, config, voice=args.voice, out_dir=args.out,
               log=lambda message: print(message, flush=True))
     if args.out is not None:
         print(f"report: {args.out / 'report.md'}")

@@ -4,6 +4,7 @@ import json
 
 import jax
 import pytest
+import soundfile
 
 from soundstorm.bench.config import SECTIONS, BenchConfig
 from soundstorm.bench.measure import decode_flops, forward_flops
@@ -11,6 +12,7 @@ from soundstorm.bench.suite import run_bench
 from soundstorm.cli import main
 from soundstorm.config import PRESETS
 from soundstorm.decoding import DecodingConfig
+from soundstorm.evaluation.harness import SAMPLE_RATE, espeak
 from soundstorm.model import init_params
 from soundstorm.validation import InputError
 
@@ -107,3 +109,15 @@ def test_bad_bench_settings_are_refused(speech_model, capsys):
         BenchConfig(sections=("speed",))
     assert main(["bench", "--model", str(speech_model), "--seconds", "1"]) == 2
     assert "exceed the 3.0 s prompt" in capsys.readouterr().err
+
+
+def test_the_bench_command_takes_a_voice_file_and_names_a_missing_one(speech_model, tmp_path,
+                                                                      capsys):
+    voice = tmp_path / "voice.wav"
+    soundfile.write(voice, espeak("Please bring eleven shells.", "gb_female_1"), SAMPLE_RATE)
+    common = ["bench", "--model", str(speech_model), "--sections", "end_to_end", "--seconds",
+              "0.8", "--repeats", "1", "--prompt-seconds", "0.4"]
+    assert main([*common, "--voice", str(voice), "--out", str(tmp_path / "r")]) == 0
+    assert "| 0.8 | 1 |" in (tmp_path / "r" / "report.md").read_text()
+    assert main([*common, "--voice", str(tmp_path / "none.wav")]) == 2
+    assert "none.wav" in capsys.readouterr().err

@@ -58,7 +58,7 @@ NATIVE = {"package", "exports_files", "filegroup", "load"}
 # Imported modules that come from a distribution that is not the project's
 # direct dependency, with the requirement that brings it in.
 TRANSITIVE = {"pyyaml": "kubernetes-validate"}
-# Imported modules that no requirement() can declare: the peer benchmark installs
+# Imported modules that no requirement() can declare: the bench's peer section installs
 # soundstorm-pytorch by hand with --no-deps (its declared dependencies are the
 # peer's whole training stack, which its SoundStorm class does not use).
 HAND_INSTALLED = {"soundstorm_pytorch"}

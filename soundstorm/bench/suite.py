@@ -61,7 +61,8 @@ class _Context:
         self.bench, self.log = config, log
         self.version_dir = find_version_dir(Path(model_dir))
         self.client = Client.embedded(self.version_dir)
-        self.voice = voice if voice is not None else _default_voice(self.client)
+        self.voice = (self.client.voice_prompt(voice) if voice is not None
+                      else _default_voice(self.client))
         self.model_config, self.params = load_jax_model(self.version_dir)
         self.schedule = tuple(next(s.level_schedule for s in self.client.contract.signatures
                                    if s.name == "serving_default"))
@@ -333,7 +334,10 @@ _RUNNERS = {"end_to_end": end_to_end, "savedmodel_vs_jax": savedmodel_vs_jax,
 
 def run_bench(model_dir: Path, config: BenchConfig = BenchConfig(), voice=None,
               out_dir: Path | None = None, log: Callable[[str], None] = print) -> list[Table]:
-    """Runs the sections in order; prints each table as it completes; writes the report."""
+    """Runs the sections in order; prints each table as it completes; writes the report.
+
+    `voice`: the voice prompt's audio file (default: an espeak-ng sentence).
+    """
     ctx = _Context(model_dir, voice, config, log)
     header = (f"Machine: {machine()}. Model: {ctx.version_dir} "
               f"({ctx.model_config.num_layers} layers x {ctx.model_config.model_dim}, "
