@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -85,22 +86,45 @@ BUCKET_SECONDS = 1
 
 
 def _add_data(subparsers) -> None:
+    from soundstorm.data.corpus import SPEAKER_SETS, TEXT_SOURCES, CorpusConfig
+    defaults = CorpusConfig()
     parser = subparsers.add_parser(
-        "data", help="build the speech corpus (espeak-ng speakers x built-in sentences, Lyra tokens)")
+        "data", help="build the speech corpus (espeak-ng speakers x English sentences, Lyra tokens)")
     actions = parser.add_subparsers(dest="action", required=True)
     build = actions.add_parser(
         "build", help="build or resume a corpus",
         description="Synthesizes sentences x speakers with espeak-ng, encodes them with Lyra and "
-                    "writes shards and a manifest. Re-running the same command resumes.")
+                    "writes shards and a manifest (with phoneme and diphone coverage). "
+                    "Re-running the same command resumes.")
     build.add_argument("--out", type=Path, required=True, help="corpus folder")
-    build.add_argument("--sentences", type=int, default=400, help="training sentences")
-    build.add_argument("--heldout-sentences", type=int, default=24)
-    build.add_argument("--speakers", type=int, default=16, help="training speakers")
-    build.add_argument("--heldout-speakers", type=int, default=4)
+    build.add_argument("--text", choices=TEXT_SOURCES, default=defaults.text,
+                       help="wordnet: WordNet's example sentences, open vocabulary (default); "
+                            "generator: the built-in closed-vocabulary sentence generator")
+    build.add_argument("--speaker-set", choices=SPEAKER_SETS, default=defaults.speakers,
+                       help="generated: espeak recipes with held-out variants (default); "
+                            "builtin: the 28 named speakers")
+    build.add_argument("--sentences", type=int, default=defaults.num_sentences,
+                       help=f"training sentences (default {defaults.num_sentences})")
+    build.add_argument("--heldout-sentences", type=int, default=defaults.num_heldout_sentences)
+    build.add_argument("--speakers", type=int, default=defaults.num_speakers,
+                       help=f"training speakers (default {defaults.num_speakers})")
+    build.add_argument("--heldout-speakers", type=int, default=defaults.num_heldout_speakers)
+    build.add_argument("--heldout-variants", type=int, default=defaults.num_heldout_variants,
+                       help="espeak variants no training speaker uses (generated speakers)")
+    build.add_argument("--speakers-per-sentence", type=int,
+                       default=defaults.speakers_per_sentence,
+                       help="speakers saying each sentence; 0: every speaker says every sentence")
     build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--shard-size", type=int, default=128)
-    build.add_argument("--semantic-rate", type=int, default=50,
+    build.add_argument("--shard-size", type=int, default=defaults.shard_size)
+    build.add_argument("--semantic-rate", type=int, default=defaults.semantic_rate_hz,
                        help="semantic tokens per second (default 50; docs/data.md says why)")
+    build.add_argument("--lyra-levels", type=int, default=defaults.lyra_levels,
+                       help="Lyra RVQ levels kept (docs/codec.md)")
+    build.add_argument("--group-size", type=int, default=defaults.group_size,
+                       help="consecutive Lyra levels per model level (docs/codec.md)")
+    build.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                       help="encoding processes (default: one per core); the corpus is the same "
+                            "whatever the count")
     build.set_defaults(handler=_data_build)
 
 
@@ -110,11 +134,17 @@ def _data_build(args) -> int:
                           num_heldout_sentences=args.heldout_sentences,
                           num_speakers=args.speakers, num_heldout_speakers=args.heldout_speakers,
                           seed=args.seed, shard_size=args.shard_size,
-                          semantic_rate_hz=args.semantic_rate)
-    manifest = build_corpus(args.out, config)
+                          semantic_rate_hz=args.semantic_rate, lyra_levels=args.lyra_levels,
+                          group_size=args.group_size, text=args.text, speakers=args.speaker_set,
+                          speakers_per_sentence=args.speakers_per_sentence,
+                          num_heldout_variants=args.heldout_variants)
+    manifest = build_corpus(args.out, config, workers=args.workers)
     for split, info in manifest["splits"].items():
+        cover = manifest["coverage"][split]
         print(f"{split}: {info['examples']} utterances, {len(info['speakers'])} speakers, "
-              f"{len(info['shards'])} shards")
+              f"{len(info['shards'])} shards; {cover['phoneme_types']} phonemes, "
+              f"{cover['diphone_types']} diphones ({cover['diphone_types_in_train']:.1%} of them "
+              f"and {cover['diphone_tokens_in_train']:.1%} of occurrences in train)")
     return 0
 
 
@@ -477,8 +507,8 @@ def _bench_server(args) -> int:
 def _add_eval(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval", help="evaluate an exported model on held-out sentences and speakers (offline)",
-        description="Word error rate (pocketsphinx), speaker similarity to the voice prompt "
-                    "(Resemblyzer) and DNSMOS of generated speech beside the codec's "
+        description="Word and character error rates (Whisper tiny.en), speaker similarity to "
+                    "the voice prompt (Resemblyzer) and DNSMOS of generated speech beside the codec's "
                     "resynthesis (ceiling) and the raw espeak-ng audio, plus long-form voice "
                     "consistency; writes report.md, metrics.json and plots to --out.")
     parser.add_argument("--data", type=Path, required=True, help="corpus folder")

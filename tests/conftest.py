@@ -71,7 +71,8 @@ def _speaker_names():
 
 
 TINY_CORPUS = dict(num_sentences=3, num_heldout_sentences=2, num_speakers=2,
-                   num_heldout_speakers=1, shard_size=4, seed=7)
+                   num_heldout_speakers=1, shard_size=4, seed=7, text="generator",
+                   speakers="builtin", speakers_per_sentence=0)
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,16 @@
 """The corpus builder: splits, alignment, determinism, resume; and the training loader."""
 
+import collections
 import json
 
 import numpy as np
 import pytest
 
+from runtime.frontend import get_speaker
 from soundstorm.config import ConfigError, get_preset
-from soundstorm.data.corpus import CorpusConfig, build_corpus, plan
+from soundstorm.data.corpus import (EVALUATION_VOICES, TRAINING_VOICES, CorpusConfig, build_corpus,
+                                    plan)
+from soundstorm.data.coverage import coverage
 from soundstorm.data.loader import SpeechCorpus, training_batches, unigram_entropy
 from soundstorm.train import check_batch_inputs
 from soundstorm.validation import InputError
@@ -46,6 +50,29 @@ def test_held_out_speakers_and_sentences_never_reach_training():
             == {job.text for job in jobs["eval_unseen_speakers"]})
 
 
+def test_the_default_corpus_plan_holds_speakers_and_variants_out():
+    config = CorpusConfig()
+    jobs = plan(config)
+    train_speakers = {job.speaker for job in jobs["train"]}
+    unseen = {job.speaker for job in jobs["eval_unseen_speakers"]}
+    assert len(train_speakers) == config.num_speakers >= 400  # hundreds of voices
+    assert len(unseen) == config.num_heldout_speakers and not unseen & train_speakers
+    variant = lambda name: get_speaker(name).variant
+    train_variants = {variant(name) for name in train_speakers}
+    new_variants = {variant(name) for name in unseen} - train_variants
+    assert len(new_variants) == config.num_heldout_variants  # held-out variants among them
+    assert len({variant(name) for name in unseen} & train_variants) > 0  # and known ones anew
+    assert {get_speaker(name).voice for name in train_speakers} == set(TRAINING_VOICES)
+    assert {get_speaker(name).voice for name in unseen} <= set(EVALUATION_VOICES)
+    for split in ("eval_seen_speakers", "eval_unseen_speakers"):
+        assert len(jobs[split]) == config.num_heldout_sentences
+        assert not {job.text for job in jobs[split]} & {job.text for job in jobs["train"]}
+        # Every evaluation speaker says two sentences or more: one prompts the other.
+        said = collections.Counter(job.speaker for job in jobs[split])
+        assert min(said.values()) >= 2
+    assert len({job.text for job in jobs["train"]}) == config.num_sentences
+
+
 def test_examples_align_semantic_and_codec_tokens(tiny_corpus_dir):
     corpus = SpeechCorpus(tiny_corpus_dir)
     manifest = corpus.manifest
@@ -64,9 +91,31 @@ def test_examples_align_semantic_and_codec_tokens(tiny_corpus_dir):
             assert len(set(example.semantic_tokens.tolist())) > 5
 
 
-def test_build_is_deterministic_for_a_seed(tiny_corpus_dir, tmp_path):
-    build_corpus(tmp_path, CorpusConfig(**TINY_CORPUS), progress=False)
+def test_build_is_deterministic_for_a_seed_whatever_the_worker_count(tiny_corpus_dir, tmp_path):
+    # The fixture was built by one process; this build by two.
+    build_corpus(tmp_path, CorpusConfig(**TINY_CORPUS), progress=False, workers=2)
     _assert_same_shards(tiny_corpus_dir, tmp_path)
+
+
+def test_coverage_counts_phonemes_and_diphones_between_silences():
+    # Frames: silence, a a b, silence, b c c, silence -> runs [a, b], [b, c].
+    a, b, c = 1, 2, 3
+    held = np.array([0, a, a, b, 0, b, c, c, 0])
+    train = np.array([0, a, b, b, 0])
+    report = coverage({"train": [train], "heldout": [held]}, vocabulary_size=5)
+    assert report["heldout"]["phoneme_types"] == 3 and report["heldout"]["diphone_types"] == 2
+    assert report["heldout"]["diphone_types_in_train"] == 0.5  # (a, b) yes, (b, c) no
+    assert report["heldout"]["phoneme_tokens_in_train"] == 0.75  # a, b, b of a, b, b, c
+    assert report["train"]["diphone_types_in_train"] == 1.0
+    assert report["heldout"]["phoneme_types_of_vocabulary"] == 0.75
+
+
+def test_the_manifest_reports_coverage(tiny_corpus_dir):
+    cover = SpeechCorpus(tiny_corpus_dir).manifest["coverage"]
+    assert set(cover) == {"train", "eval_seen_speakers", "eval_unseen_speakers"}
+    assert cover["train"]["diphone_types_in_train"] == 1.0
+    assert 0 < cover["eval_unseen_speakers"]["diphone_types_in_train"] <= 1.0
+    assert cover["train"]["phoneme_types"] > 20
 
 
 class _Crash(Exception):

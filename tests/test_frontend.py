@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from runtime.frontend import (SILENCE_SYMBOL, SPEAKERS, FrontendError, PhonemeSpan,
-                              PhonemeVocabulary, Speaker, Utterance, get_speaker, load_vocabulary,
+                              PhonemeVocabulary, Speaker, Utterance, VARIANTS, generated_speaker,
+                              get_speaker, load_vocabulary,
                               lost_phonemes, semantic_tokens, synthesize, text_to_semantic)
 from runtime.frontend.vocabulary import vocabulary_path
 
@@ -158,6 +159,38 @@ def test_speaker_registry():
     assert len(settings) == len(SPEAKERS), "every speaker is a distinct voice"
     assert all(140 <= speaker.rate <= 210 for speaker in SPEAKERS.values())
     assert len({speaker.voice for speaker in SPEAKERS.values()}) >= 6
+
+
+def test_generated_speakers_are_named_by_their_recipe():
+    rng = np.random.default_rng(3)
+    speakers = [generated_speaker("en-gb-scotland", "f3", rng) for _ in range(50)]
+    assert len({s.name for s in speakers}) > 40
+    for speaker in speakers:
+        assert get_speaker(speaker.name) == speaker  # the name alone reproduces the voice
+        assert (speaker.voice, speaker.variant) == ("en-gb-scotland", "f3")
+        assert 25 <= speaker.pitch <= 75 and 20 <= speaker.pitch_range <= 80
+        assert 135 <= speaker.rate <= 215
+    assert get_speaker("en-us_f2_p70_r50_w175") == Speaker("en-us_f2_p70_r50_w175", "en-us", "f2",
+                                                           70, 50, 175)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("en-us_f2_p100_r50_w175", "pitch must be an int in \\[0, 99\\]"),
+    ("en-us_f2_p50_r50_w20", "rate must be"),
+    ("fr_f2_p50_r50_w175", "not an English espeak-ng voice"),
+    ("en-us_f2_p50_r50", "unknown speaker"),
+])
+def test_bad_recipe_names_are_refused(name, expected):
+    with pytest.raises(FrontendError, match=expected):
+        get_speaker(name)
+
+
+def test_every_listed_variant_exists_and_keeps_the_phonemes():
+    reference = speech_symbols(synthesize(TWO_CLAUSES, Speaker("plain", "en-us")))
+    for variant in VARIANTS:
+        spoken = synthesize(TWO_CLAUSES, Speaker("v", "en-us", variant, rate=160))
+        agreement = difflib.SequenceMatcher(None, reference, speech_symbols(spoken)).ratio()
+        assert agreement >= SAME_VOICE_MIN_PHONEME_AGREEMENT, variant
 
 
 def test_vocabulary_file(vocabulary):

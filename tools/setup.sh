@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
-# Sets a fresh machine up: espeak-ng (Debian package; the speech source of the
-# corpus and of voice prompts) and a virtual environment in .venv holding the
+# Sets a fresh machine up: espeak-ng and wordnet-base (Debian packages; the speech and
+# the text of the corpus, and voice prompts) and a virtual environment in .venv holding the
 # project (editable) and its test tools. Safe to re-run; it only installs what
 # is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! ldconfig -p | grep -q "libespeak-ng.so.1 "; then
+# Debian packages: espeak-ng (speech) and wordnet-base (WordNet 3.0's example
+# sentences, the open-vocabulary training text; docs/data.md).
+missing=()
+ldconfig -p | grep -q "libespeak-ng.so.1 " || missing+=(espeak-ng)
+[ -f /usr/share/wordnet/data.noun ] || missing+=(wordnet-base)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
-    echo "installing espeak-ng (apt-get)"
+    echo "installing ${missing[*]} (apt-get)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "espeak-ng is missing: run 'sudo apt-get install espeak-ng' and re-run this script" >&2
+    echo "${missing[*]} missing: run 'sudo apt-get install ${missing[*]}' and re-run this script" >&2
     exit 1
   fi
 fi

@@ -7,12 +7,14 @@ from runtime.frontend.errors import FrontendError
 from runtime.frontend.espeak import Utterance, espeak_version, synthesize
 from runtime.frontend.semantic import lost_phonemes, lost_spans, semantic_tokens, text_to_semantic
 from runtime.frontend.spans import SILENCE_SYMBOL, PhonemeSpan
-from runtime.frontend.speakers import ENGLISH_VOICES, SPEAKERS, Speaker, get_speaker
+from runtime.frontend.speakers import (ENGLISH_VOICES, SPEAKERS, VARIANTS, Speaker, generated_speaker,
+                                      get_speaker)
 from runtime.frontend.text_check import MAX_TEXT_CHARS
 from runtime.frontend.vocabulary import PhonemeVocabulary, load_vocabulary
 
 __all__ = [
     "ENGLISH_VOICES", "MAX_TEXT_CHARS", "SILENCE_SYMBOL", "SPEAKERS", "FrontendError",
-    "PhonemeSpan", "PhonemeVocabulary", "Speaker", "Utterance", "espeak_version", "get_speaker",
+    "PhonemeSpan", "PhonemeVocabulary", "Speaker", "Utterance", "VARIANTS", "espeak_version",
+    "generated_speaker", "get_speaker",
     "load_vocabulary", "lost_phonemes", "lost_spans", "semantic_tokens", "synthesize", "text_to_semantic",
 ]

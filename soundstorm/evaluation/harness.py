@@ -7,9 +7,9 @@ the same speaker. Beside it stand the raw espeak-ng audio of that text and the
 codec's resynthesis of it (the ceiling: the best the model could do with these
 tokens). Measured:
 
-- intelligibility: pocketsphinx word error rate of generated, ceiling and raw,
-  with the general English language model and with the sentence generator's
-  grammar (the domain's language; see soundstorm/evaluation/asr.py);
+- intelligibility: Whisper tiny.en's word and character error rates of
+  generated, ceiling and raw, after Whisper's text normaliser
+  (soundstorm/evaluation/asr.py), with every transcript in the report;
 - voice consistency: speaker similarity of the prompt to the generation, to the
   ceiling (same speaker, other sentence) and to another speaker's ceiling;
 - quality: DNSMOS of generated and ceiling;
@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from soundstorm.data.sentences import jsgf_grammar
-from soundstorm.evaluation.asr import SpeechRecognizer, word_error_rate
+from soundstorm.evaluation.asr import (SpeechRecognizer, character_error_rate, normalise,
+                                       word_error_rate)
 from soundstorm.evaluation.dnsmos import dnsmos
 from soundstorm.evaluation.speaker import speaker_similarity
 from soundstorm.validation import InputError
@@ -89,7 +89,7 @@ def evaluate(client, corpus, out_dir: Path, config: EvalConfig = EvalConfig(),
     if len(examples) < 2:
         raise InputError(f"split {config.split} has too few utterances to evaluate")
     count = min(config.num_utterances, len(examples))
-    recognizers = {"wer": SpeechRecognizer(), "wer_grammar": SpeechRecognizer(jsgf_grammar())}
+    recognizer = SpeechRecognizer()
     rows, first = [], None
     sampling = {"temperature": config.temperature, "choice_temperature": config.choice_temperature}
     for index in tqdm(spread_over_sentences(examples)[:count], desc="eval", unit=" utt",
@@ -106,11 +106,11 @@ def evaluate(client, corpus, out_dir: Path, config: EvalConfig = EvalConfig(),
         generated = client.synthesize(target.text, voice, seed=config.seed + index,
                                       **sampling).waveform
         row = {"text": target.text, "speaker": target.speaker}
-        for prefix, recognizer in recognizers.items():
-            for name, audio in (("generated", generated), ("ceiling", ceiling), ("raw", raw)):
-                heard = recognizer.transcribe(audio)
-                row[f"{prefix}_{name}"] = word_error_rate(target.text, heard)
-                row[f"heard_{prefix}_{name}"] = heard
+        for name, audio in (("generated", generated), ("ceiling", ceiling), ("raw", raw)):
+            heard = recognizer.transcribe(audio)
+            row[f"wer_{name}"] = word_error_rate(target.text, heard)
+            row[f"cer_{name}"] = character_error_rate(target.text, heard)
+            row[f"heard_{name}"] = heard
         rows.append({
             **row,
             "similarity_prompt_generated": speaker_similarity(prompt_audio, generated, SAMPLE_RATE),
@@ -124,6 +124,7 @@ def evaluate(client, corpus, out_dir: Path, config: EvalConfig = EvalConfig(),
             first = {"prompt": prompt_audio, "ceiling": ceiling, "generated": generated}
     metrics = {key: _summary([row[key] for row in rows]) for key in rows[0]
                if key not in ("text", "speaker") and not key.startswith("heard_")}
+    metrics["pooled"] = pooled_error_rates(rows)
     metrics["long_form"] = _long_form(client, examples[0], config)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,8 +135,22 @@ def evaluate(client, corpus, out_dir: Path, config: EvalConfig = EvalConfig(),
     plot_spectrograms({f"{name} ({examples[0].speaker})": audio for name, audio in first.items()},
                       SAMPLE_RATE, out_dir / "spectrograms.png")
     _plot_bars(metrics, out_dir / "metrics.png")
-    (out_dir / "report.md").write_text(report_markdown(metrics, config, count))
+    (out_dir / "report.md").write_text(report_markdown(metrics, config, count, rows))
     return metrics
+
+
+def pooled_error_rates(rows: list[dict]) -> dict[str, float]:
+    """Corpus-level WER and CER: all errors over all reference words (characters).
+
+    The usual way ASR papers pool (long sentences weigh more); unlike the mean of
+    per-utterance rates it is not dominated by a short sentence on which the
+    recogniser hallucinated a paragraph. Errors per utterance are rate x length.
+    """
+    lengths = {"wer": [len(normalise(row["text"]).split()) for row in rows],
+               "cer": [len(normalise(row["text"])) for row in rows]}
+    return {f"{kind}_{name}": sum(row[f"{kind}_{name}"] * n for row, n in zip(rows, counts))
+            / sum(counts)
+            for kind, counts in lengths.items() for name in ("generated", "ceiling", "raw")}
 
 
 def _long_form(client, example, config: EvalConfig) -> dict:
@@ -159,16 +174,15 @@ def _plot_bars(metrics: dict, path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    groups = {"word error rate (general LM)": ["wer_generated", "wer_ceiling", "wer_raw"],
-              "word error rate (grammar)": ["wer_grammar_generated", "wer_grammar_ceiling",
-                                            "wer_grammar_raw"],
+    groups = {"word error rate (Whisper tiny.en)": ["wer_generated", "wer_ceiling", "wer_raw"],
+              "character error rate": ["cer_generated", "cer_ceiling", "cer_raw"],
               "speaker similarity to the prompt": ["similarity_prompt_generated",
                                                    "similarity_prompt_ceiling",
                                                    "similarity_prompt_other_speaker"],
               "DNSMOS (overall)": ["dnsmos_generated", "dnsmos_ceiling"]}
     fig, axes = plt.subplots(1, len(groups), figsize=(16, 3.5))
     for ax, (title, keys) in zip(axes, groups.items()):
-        labels = [key.rsplit("_", 1)[1] if key.startswith("wer") else
+        labels = [key.rsplit("_", 1)[1] if key.startswith(("wer", "cer")) else
                   key.split("_", 1)[1].replace("prompt_", "") for key in keys]
         ax.bar(labels, [metrics[k]["mean"] for k in keys],
                yerr=[metrics[k]["std"] for k in keys], capsize=4, color="#4c72b0")
@@ -179,22 +193,38 @@ def _plot_bars(metrics: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def report_markdown(metrics: dict, config: EvalConfig, count: int) -> str:
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def report_markdown(metrics: dict, config: EvalConfig, count: int, rows: list[dict]) -> str:
     def cell(key):
         return f"{metrics[key]['mean']:.3f} ± {metrics[key]['std']:.3f}"
-    long_form = metrics["long_form"]
+    long_form, pooled = metrics["long_form"], metrics["pooled"]
+    transcripts = "\n".join(
+        f"| {_escape(row['text'])} | {row['speaker']} | {_escape(row['heard_raw'])} | "
+        f"{_escape(row['heard_ceiling'])} | {_escape(row['heard_generated'])} | "
+        f"{row['wer_generated']:.2f} |" for row in rows)
     return f"""# Evaluation
 
 {count} utterances of split `{config.split}`, each spoken by the model in the voice of another
 sentence of the same speaker (espeak-ng audio, with its transcript); seed {config.seed}.
-Mean ± standard deviation over utterances.
+Mean ± standard deviation over utterances. Recogniser: Whisper tiny.en (faster-whisper,
+greedy); error rates after Whisper's English normaliser, numbers as words.
 
 | measure | generated | ceiling (codec resynthesis) | raw espeak-ng | other speaker |
 | --- | --- | --- | --- | --- |
-| word error rate (pocketsphinx, general English LM) | {cell('wer_generated')} | {cell('wer_ceiling')} | {cell('wer_raw')} | |
-| word error rate (pocketsphinx, sentence grammar) | {cell('wer_grammar_generated')} | {cell('wer_grammar_ceiling')} | {cell('wer_grammar_raw')} | |
+| word error rate | {cell('wer_generated')} | {cell('wer_ceiling')} | {cell('wer_raw')} | |
+| character error rate | {cell('cer_generated')} | {cell('cer_ceiling')} | {cell('cer_raw')} | |
 | speaker similarity to the prompt | {cell('similarity_prompt_generated')} | {cell('similarity_prompt_ceiling')} | | {cell('similarity_prompt_other_speaker')} |
 | DNSMOS overall | {cell('dnsmos_generated')} | {cell('dnsmos_ceiling')} | | |
+| word error rate, pooled (all errors / all words) | {pooled['wer_generated']:.3f} | {pooled['wer_ceiling']:.3f} | {pooled['wer_raw']:.3f} | |
+| character error rate, pooled | {pooled['cer_generated']:.3f} | {pooled['cer_ceiling']:.3f} | {pooled['cer_raw']:.3f} | |
+
+Generated over ceiling: word error rate {_ratio(metrics, 'wer')} (pooled
+{_pooled_ratio(pooled, 'wer')}), character error rate {_ratio(metrics, 'cer')} (pooled
+{_pooled_ratio(pooled, 'cer')}), speaker similarity
+{metrics['similarity_prompt_generated']['mean'] / metrics['similarity_prompt_ceiling']['mean']:.2f}.
 
 Long form: {long_form['seconds']:.1f} s in {long_form['windows']} windows; speaker similarity
 first vs last window {long_form['similarity_first_last']:.3f}, prompt vs last window
@@ -203,4 +233,22 @@ first vs last window {long_form['similarity_first_last']:.3f}, prompt vs last wi
 ![metrics](metrics.png)
 
 ![spectrograms of the first utterance](spectrograms.png)
+
+## Transcripts
+
+| text | speaker | raw espeak-ng heard as | ceiling heard as | generated heard as | WER generated |
+| --- | --- | --- | --- | --- | --- |
+{transcripts}
 """
+
+
+def _pooled_ratio(pooled: dict, prefix: str) -> str:
+    ceiling = pooled[f"{prefix}_ceiling"]
+    return "n/a" if ceiling == 0 else f"{pooled[f'{prefix}_generated'] / ceiling:.2f}"
+
+
+def _ratio(metrics: dict, prefix: str) -> str:
+    ceiling = metrics[f"{prefix}_ceiling"]["mean"]
+    if ceiling == 0:
+        return "n/a (the ceiling is error-free)"
+    return f"{metrics[f'{prefix}_generated']['mean'] / ceiling:.2f}"

@@ -1,0 +1,95 @@
+"""The recogniser (Whisper tiny.en, offline, pinned weights) and the error rates' normaliser."""
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from soundstorm.evaluation.asr import (RecognizerError, SpeechRecognizer, character_error_rate,
+                                       model_dir, normalise, word_error_rate)
+from soundstorm.evaluation.harness import SAMPLE_RATE
+
+KNOWN_TEXT = "Please bring eleven shells to the small basket before dinner."
+
+
+def test_the_recogniser_loads_offline_and_transcribes_a_known_espeak_clip():
+    # A fresh interpreter with every hub and network switch off: the weights are local.
+    code = ("from soundstorm.evaluation.asr import SpeechRecognizer, word_error_rate;"
+            "from soundstorm.evaluation.harness import espeak;"
+            f"text = {KNOWN_TEXT!r};"
+            "heard = SpeechRecognizer().transcribe(espeak(text, 'us_male_1'));"
+            "print(heard); print(word_error_rate(text, heard))")
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": "/nonexistent",
+           "PATH": "/usr/bin:/bin", "NO_PROXY": "*", "HTTPS_PROXY": "http://127.0.0.1:9"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    heard, wer = result.stdout.strip().splitlines()[-2:]
+    assert float(wer) == 0.0, heard  # "Please bring 11 shells ..." counts as right
+
+
+def test_silence_is_heard_as_nothing_much():
+    import numpy as np
+    heard = SpeechRecognizer().transcribe(np.zeros(2 * SAMPLE_RATE, np.float32))
+    assert len(heard.split()) <= 3
+
+
+def test_a_model_file_that_is_not_the_pinned_one_is_refused(tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(model_dir(), copy)
+    with open(copy / "model.bin", "r+b") as file:
+        file.seek(1000)
+        byte = file.read(1)
+        file.seek(1000)
+        file.write(bytes([byte[0] ^ 1]))
+    with pytest.raises(RecognizerError, match="sha256"):
+        SpeechRecognizer(copy)
+    with pytest.raises(RecognizerError, match="no Whisper model"):
+        SpeechRecognizer(tmp_path / "empty")
+
+
+def test_mono_audio_only():
+    import numpy as np
+    with pytest.raises(ValueError, match="mono"):
+        SpeechRecognizer().transcribe(np.zeros((2, 16000), np.float32))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Hello, World!", "hello world"),
+    ("The COLOUR of the theatre.", "the color of the theater"),  # British -> American
+    ("I won't go; it's late.", "i will not go it is late"),  # contractions expanded
+    ("twenty-one apples", "twenty one apples"),
+    ("21 apples", "twenty one apples"),  # numbers as words, however written
+    ("3.5 metres", "three point five meters"),
+    ("Um, the cat (quietly) sat.", "the cat sat"),  # fillers and asides dropped
+    ("  spaced \t out  ", "spaced out"),
+])
+def test_normaliser_rules(text, expected):
+    assert normalise(text) == expected
+
+
+@pytest.mark.parametrize("reference, hypothesis, wer", [
+    ("a b c d", "a b c d", 0.0),
+    ("a b c d", "a x c", 0.5),  # one substitution, one deletion, over 4 reference words
+    ("a b", "a b c d", 1.0),  # two insertions over 2 reference words (not 4 hypothesis words)
+    ("one two three", "", 1.0),
+    ("Twenty-one colours.", "21 colors", 0.0),
+    ("the cat sat", "cat the sat", 2 / 3),
+])
+def test_word_error_rate_against_hand_counts(reference, hypothesis, wer):
+    assert word_error_rate(reference, hypothesis) == pytest.approx(wer)
+
+
+def test_character_error_rate_against_hand_counts():
+    assert character_error_rate("abcd", "abed") == pytest.approx(0.25)
+    assert character_error_rate("cat", "cats") == pytest.approx(1 / 3)
+    assert character_error_rate("the cat", "") == 1.0
+    # Over the normalised words: case and punctuation cost nothing.
+    assert character_error_rate("The Cat!", "the cat") == 0.0
+
+
+def test_a_reference_without_words_is_an_error():
+    for score in (word_error_rate, character_error_rate):
+        with pytest.raises(ValueError, match="no word"):
+            score("?!", "hello")
