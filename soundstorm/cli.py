@@ -248,6 +248,11 @@ def _add_export(subparsers) -> None:
                              "TF Serving builds that refuse 10 (docs/export.md)")
     parser.add_argument("--warmup-batch-sizes", type=_int_list, default=(1,),
                         help="batch sizes to write warm-up records for (default 1)")
+    parser.add_argument("--default-temperature", type=float, default=1.0,
+                        help="sampling temperature the contract records for clients (default 1)")
+    parser.add_argument("--default-choice-temperature", type=float, default=4.5,
+                        help="confidence-choice temperature the contract records (default 4.5, "
+                             "MaskGIT's)")
     parser.set_defaults(handler=_export)
 
 
@@ -263,7 +268,8 @@ def _export(args) -> int:
         static_buckets=args.static_buckets, platforms=tuple(args.platforms.split(",")),
         loop=args.loop, warmup_batch_sizes=tuple(args.warmup_batch_sizes),
         calling_convention_version=args.calling_convention,
-        variables_dtype=args.variables_dtype)
+        variables_dtype=args.variables_dtype, default_temperature=args.default_temperature,
+        default_choice_temperature=args.default_choice_temperature)
     path = export_savedmodel(args.workdir, args.base_path, export_config, version=args.version,
                              step=args.step)
     print(path)

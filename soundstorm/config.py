@@ -114,9 +114,10 @@ PRESETS: dict[str, SoundStormConfig] = {
     # The reference model (MODEL_CARD.md): `small` made narrower and shallower
     # (4.7M parameters) so that a CPU hour buys 2.5x the training steps; at this
     # budget the model is starved of steps, not of capacity (docs/training.md).
+    # Token layout of the default corpus with phoneme vocabulary v2 (78 symbols).
     "compact": SoundStormConfig(
         num_layers=4, num_heads=4, model_dim=192, ff_dim=768,
-        num_levels=8, codebook_size=256, semantic_vocab_size=74, semantic_rate_hz=50),
+        num_levels=8, codebook_size=256, semantic_vocab_size=78, semantic_rate_hz=50),
     # For tests: compiles and trains in seconds.
     "tiny": SoundStormConfig(
         num_layers=2, num_heads=2, model_dim=32, ff_dim=64, num_levels=3,

@@ -203,6 +203,17 @@ def test_vocabulary_file(vocabulary):
     assert list(vocabulary.symbols[1:]) == sorted(vocabulary.symbols[1:])
 
 
+def test_vocabulary_v2_extends_v1_keeping_its_ids(vocabulary):
+    v2 = load_vocabulary("v2")
+    assert v2.symbols[:vocabulary.size] == vocabulary.symbols
+    assert v2.symbols[vocabulary.size:] == ("A~", "O", "O~", "u")
+    # Words v1 cannot say: v2 gives them tokens (v1 refuses them by name).
+    korea = synthesize("They visited Korea.", Speaker("gb", "en", "m1"))
+    assert v2.id("O") in semantic_tokens(korea, v2, 50)
+    with pytest.raises(FrontendError, match="phoneme 'O' is not in phoneme vocabulary v1"):
+        semantic_tokens(korea, vocabulary, 50)
+
+
 @pytest.mark.parametrize("text, expected", [
     ("", "empty"),
     ("   ", "empty"),

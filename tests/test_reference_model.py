@@ -3,18 +3,21 @@
 Generation is a pure function of (model, inputs, seed), so these figures are
 the model's own; the bounds sit well inside what MODEL_CARD.md measured, so
 they catch a broken or replaced model, not numerical noise.
+
+What it says is not yet understood by a general recogniser (Whisper tiny.en hears
+other words; MODEL_CARD.md), so no word error rate is pinned here: the earlier
+check used a recogniser constrained to the training sentences' 181 words, which
+measured choice within a closed set, not intelligibility. The open-vocabulary
+reference model that replaces this one brings a Whisper bound with it.
 """
 
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from export.contract import read_contract
 from runtime.client import Client
-from soundstorm.data.sentences import jsgf_grammar
-from soundstorm.evaluation.asr import SpeechRecognizer, word_error_rate
 from soundstorm.evaluation.harness import SAMPLE_RATE, espeak
 from soundstorm.evaluation.speaker import speaker_similarity
 
@@ -56,12 +59,8 @@ def test_the_committed_export_is_small_complete_and_bfloat16():
             contract.semantic.rate_hz) == ("espeak-phonemes-v1", 74, 50)
 
 
-def test_it_speaks_the_words_in_the_prompted_voice(spoken, client):
+def test_it_speaks_in_the_prompted_voice(spoken, client):
     prompt_audio, speeches = spoken
-    recognizer = SpeechRecognizer(jsgf_grammar())
-    errors = [word_error_rate(text, recognizer.transcribe(speech.waveform))
-              for text, speech in zip(TARGET_TEXTS, speeches)]
-    assert np.mean(errors) <= 0.5, errors
     other = espeak(TARGET_TEXTS[0], OTHER_SPEAKER)
     for speech in speeches:
         assert speech.waveform.size / SAMPLE_RATE > 1.5

@@ -5,10 +5,12 @@
 #   bash tools/reference_model.sh [OUT]      (OUT defaults to exports/reference)
 #
 # On a 2-core CPU: corpus ~25 min (24,000 WordNet sentences, 480 generated
-# speakers), training ~60-90 min, export under 1, evaluation ~15. Writes the corpus
+# speakers), training ~50 min, export under 1, evaluation ~15. Writes the corpus
 # to data/corpus, the run to runs/reference, the SavedModel to OUT/soundstorm/<version>
 # and the evaluation report to reports/eval-reference; none of them is tracked by git.
-# The committed copy is models/soundstorm/1 (MODEL_CARD.md gives its figures).
+# This is the recipe of the next reference model (docs/training.md says how far its run
+# has got); models/soundstorm/1 is still the earlier closed-vocabulary `small` model
+# (MODEL_CARD.md).
 #
 # Resumable: re-running skips the corpus shards already on disk and resumes training
 # from the run's latest checkpoint (every 250 steps), so a stopped run loses at most
@@ -16,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-exports/reference}"
-steps="${STEPS:-4000}"
+steps="${STEPS:-2000}"
 workdir="${WORKDIR:-runs/reference}"
 soundstorm=.venv/bin/soundstorm
 [ -x "$soundstorm" ] || bash tools/setup.sh

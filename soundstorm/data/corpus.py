@@ -85,7 +85,7 @@ class CorpusConfig:
     # attends over codec frames (50 Hz) whatever this rate, so 50 Hz costs
     # nothing in sequence length. docs/data.md has the table.
     semantic_rate_hz: int = 50
-    vocabulary_version: str = "v1"
+    vocabulary_version: str = "v2"
     # The codec setting (docs/codec.md says why these).
     lyra_levels: int = 16
     group_size: int = 2
