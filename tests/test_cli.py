@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from soundstorm.cli import main
 
 
@@ -49,3 +51,17 @@ def test_export_writes_a_version_and_refuses_to_overwrite_it(trained_tiny, tmp_p
     assert len(err.splitlines()) == 1
     assert main(args[:-2] + ["--schedule", "16,1"]) == 2
     assert "schedule serving_default has 2 levels" in capsys.readouterr().err
+
+
+def test_export_records_the_sampling_defaults_it_is_given(trained_tiny, tmp_path, capsys):
+    from export.contract import read_contract
+    args = ["export", "--workdir", str(trained_tiny[0]), "--base-path", str(tmp_path),
+            "--max-seconds", "0.64", "--prompt-seconds", "0.16", "--buckets", "0.64",
+            "--platforms", "cpu", "--default-temperature", "0.7",
+            "--default-choice-temperature", "2"]
+    assert main(args) == 0
+    contract = read_contract(tmp_path / "soundstorm" / "1")
+    assert (contract.default_temperature, contract.default_choice_temperature) == \
+        pytest.approx((0.7, 2.0))
+    assert main(args[:-4] + ["--default-temperature", "0", "--version", "2"]) == 2
+    assert "temperature" in capsys.readouterr().err
