@@ -11,6 +11,7 @@ from pathlib import Path
 from runtime.codec.base import CodecError
 from runtime.frontend.errors import FrontendError
 from soundstorm.config import PRESETS, ConfigError, get_preset
+from soundstorm.evaluation.asr import RecognizerError
 from soundstorm.validation import InputError
 
 
@@ -577,7 +578,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ConfigError, InputError, CodecError, FrontendError, FileNotFoundError) as error:
+    except (ConfigError, InputError, CodecError, FrontendError, RecognizerError,
+            FileNotFoundError) as error:
         print(f"soundstorm {args.command}: error: {error}", file=sys.stderr)
         return 2
     except Exception as error:

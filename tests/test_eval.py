@@ -66,6 +66,17 @@ def test_eval_command_refuses_bad_arguments(speech_model, tiny_corpus_dir, tmp_p
     assert "--utterances must be >= 1" in capsys.readouterr().err
 
 
+def test_eval_without_the_recogniser_says_so_in_one_line(speech_model, tiny_corpus_dir, tmp_path,
+                                                         capsys, monkeypatch):
+    import soundstorm.evaluation.asr as asr
+    monkeypatch.setattr(asr, "model_dir", lambda: tmp_path / "no-weights")
+    assert main(["eval", "--model", str(speech_model), "--data", str(tiny_corpus_dir),
+                 "--out", str(tmp_path / "r"), "--split", "eval_seen_speakers",
+                 "--utterances", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("soundstorm eval: error: no Whisper model") and len(err.splitlines()) == 1
+
+
 def test_utterances_are_spread_over_sentences_with_speakers_rotating():
     examples = [SimpleNamespace(text=text, speaker=speaker)
                 for text in ("a", "b", "c") for speaker in ("x", "y")]
