@@ -68,24 +68,36 @@ class DecodingConfig:
         return sum(self.level_schedule)
 
     def step_table(self) -> dict[str, np.ndarray]:
-        """One row per forward pass: its level, its iteration within the level, and that level's count."""
+        """One row per forward pass: its level, its iteration within the level, that level's
+        count, and the share of the level's targets that stays masked after it.
+        """
         rows = [(level, iteration, count)
                 for level, count in enumerate(self.level_schedule)
                 for iteration in range(count)]
         level, iteration, count = (np.asarray(column, np.int32) for column in zip(*rows))
-        return {"level": level, "iteration": iteration, "level_iterations": count}
+        return {"level": level, "iteration": iteration, "level_iterations": count,
+                "masked_share": cosine_masked_share(iteration, count)}
 
 
-def masked_after_iteration(num_targets, still_masked, iteration, level_iterations):
-    """How many tokens stay masked after `iteration` (0-based) of `level_iterations`.
+def cosine_masked_share(iteration, level_iterations) -> np.ndarray:
+    """MaskGIT's cosine schedule, cos(pi/2 (i+1)/n), as float32; 0 after the last iteration.
 
-    MaskGIT's cosine schedule, floor(N cos(pi/2 (i+1)/n)), capped so that every
-    iteration reveals at least one token; zero after the last iteration.
+    Computed here in float64, not in the compiled program: float32's cos(pi/3) is
+    0.49999997, which would make floor(18 cos(pi/3)) 8 instead of 9.
     """
-    ratio = (iteration + 1) / level_iterations
-    scheduled = jnp.floor(num_targets * jnp.cos(jnp.pi / 2 * ratio)).astype(jnp.int32)
-    capped = jnp.minimum(scheduled, jnp.maximum(still_masked - 1, 0))
-    return jnp.where(iteration + 1 >= level_iterations, 0, capped)
+    iteration, level_iterations = np.asarray(iteration), np.asarray(level_iterations)
+    share = np.cos(np.pi / 2 * (iteration + 1) / level_iterations)
+    return np.where(iteration + 1 >= level_iterations, 0.0, share).astype(np.float32)
+
+
+def masked_after_iteration(num_targets, still_masked, masked_share):
+    """How many tokens stay masked after an iteration (MaskGIT, Chang et al. 2022, eq. 3).
+
+    floor(N * masked_share) of the N target tokens (`cosine_masked_share`), capped
+    so that every iteration reveals at least one token still masked.
+    """
+    scheduled = jnp.floor(num_targets * masked_share).astype(jnp.int32)
+    return jnp.minimum(scheduled, jnp.maximum(still_masked - 1, 0))
 
 
 def _frame_keys(seeds, level, iteration, num_frames):
@@ -147,7 +159,7 @@ def decode(params, semantic_tokens, prompt_tokens, prompt_lengths, lengths, seed
         current = jnp.take_along_axis(tokens, jnp.full((batch, num_frames, 1), level), axis=2)[..., 0]
         still_masked = target & (current == config.mask_id)
         keep_masked = masked_after_iteration(num_targets, still_masked.sum(axis=1),
-                                             iteration, level_iterations)
+                                             row["masked_share"])
         annealing = choice_temperature * (1.0 - (iteration + 1) / level_iterations)
         choice_noise = jax.vmap(jax.vmap(lambda key: jax.random.gumbel(key, ())))(choice_keys)
         confidence = log_prob + annealing[:, None] * choice_noise

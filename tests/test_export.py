@@ -20,6 +20,7 @@ from soundstorm.decoding import DecodingConfig, generate
 from soundstorm.model import SoundStorm, frame_mask_from_lengths
 from soundstorm.synthetic import synthetic_batches
 from tests.conftest import MEMORISE_SEMANTIC_TOKENS
+from reference_decoder import DecoderNoise, reference_decode
 
 # Tiny lengths (tiny preset: 50 frames/s, 2 frames per semantic token): at most 32 frames,
 # prompts up to 8, buckets 16 and 32 frames.
@@ -71,6 +72,26 @@ def jax_tokens(params, config, request, schedule=None):
                     request["prompt_lengths"], request["lengths"], request["seeds"],
                     temperature=request["temperature"],
                     choice_temperature=request["choice_temperature"], decoding=decoding)
+
+
+def reference_tokens(loaded, config, request, schedule):
+    """Example 0 of a request, decoded by tests/reference_decoder.py on the `logits` signature."""
+    semantic = request["semantic_tokens"][:1]
+    num_frames = semantic.shape[1] * config.frames_per_semantic_token
+    length = int(request["lengths"][0])
+
+    def logits_fn(tokens, level):
+        return call(loaded, "logits", semantic_tokens=semantic,
+                    acoustic_tokens=tokens[None].astype(np.int32),
+                    lengths=np.array([length], np.int32),
+                    levels=np.array([level], np.int32))["logits"][0]
+
+    return reference_decode(
+        logits_fn, request["prompt_tokens"][0], int(request["prompt_lengths"][0]), length,
+        num_frames, schedule, mask_id=config.mask_id,
+        noise=DecoderNoise(request["seeds"][0], config.codebook_size, num_frames),
+        temperature=float(request["temperature"][0]),
+        choice_temperature=float(request["choice_temperature"][0]))
 
 
 # Layout
@@ -176,6 +197,10 @@ def test_decoding_matches_jax_token_for_token(exported, loaded, tiny_config, sig
     saved = call(loaded, signature, **request)
     expected = jax_tokens(params, tiny_config, request, schedule)
     np.testing.assert_array_equal(saved["acoustic_tokens"], expected)
+    # And with the independent NumPy decoder over the SavedModel's own `logits`
+    # signature, so that a bug of the decoding algorithm cannot hide on both sides.
+    np.testing.assert_array_equal(saved["acoustic_tokens"][0],
+                                  reference_tokens(loaded, tiny_config, request, schedule))
     np.testing.assert_array_equal(saved["lengths"], request["lengths"])
     # The memorised continuation comes out (the export carries the trained weights).
     generated = slice(length // 4, length)
