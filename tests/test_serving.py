@@ -1,5 +1,6 @@
 """The model server against TF Serving's own stubs: tokens, versions, errors, batching, REST, TLS."""
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 from tensorflow_serving.config import model_server_config_pb2
 
 from runtime.serving.batching import BatchingOptions
+from runtime.serving.errors import ServingError
 from runtime.serving.server import ModelServer, ServerOptions, single_model_config
 
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
@@ -122,7 +124,7 @@ def test_errors_carry_tf_serving_codes_and_the_server_survives(served_version, t
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     good = request_arrays(1)
 
-    def code_of(request, match=""):
+    def code_of(request, match):
         with pytest.raises(grpc.RpcError) as caught:
             stub.Predict(request, timeout=60)
         assert match in caught.value.details()
@@ -132,7 +134,8 @@ def test_errors_carry_tf_serving_codes_and_the_server_survives(served_version, t
         grpc.StatusCode.NOT_FOUND
     assert code_of(predict_request(good, version=7), "Specific(soundstorm, 7)") == \
         grpc.StatusCode.NOT_FOUND
-    assert code_of(predict_request(good, label="stable")) == grpc.StatusCode.NOT_FOUND
+    assert code_of(predict_request(good, label="stable"), "no version label 'stable'") == \
+        grpc.StatusCode.NOT_FOUND
     bad = dict(good, semantic_tokens=good["semantic_tokens"] + 100)
     assert code_of(predict_request(bad), "semantic_tokens must be <= 12") == \
         grpc.StatusCode.INVALID_ARGUMENT
@@ -145,7 +148,8 @@ def test_errors_carry_tf_serving_codes_and_the_server_survives(served_version, t
     assert code_of(predict_request(good, signature="nope"), '"nope" not found') == \
         grpc.StatusCode.INVALID_ARGUMENT
     huge = dict(good, semantic_tokens=np.zeros((1, 40_000), np.int32))
-    assert code_of(predict_request(huge)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert code_of(predict_request(huge), "larger than max") == \
+        grpc.StatusCode.RESOURCE_EXHAUSTED
     # Still serving, and still right.
     np.testing.assert_array_equal(tokens_of(stub.Predict(predict_request(good))),
                                   direct_tokens(direct, good))
@@ -180,15 +184,20 @@ def test_new_versions_hot_load_under_traffic_and_a_corrupt_one_never_serves(
             try:
                 served.append(stub.Predict(predict_request(request_arrays(2)),
                                            timeout=60).model_spec.version.value)
-            except grpc.RpcError as error:
+            except Exception as error:  # any error, not only RPC ones, fails the test
                 failures.append(error)
+                return
+
+    def wait_for(condition):  # a traffic thread's error fails the test at once, as itself
+        _wait(lambda: failures or condition())
+        assert not failures, failures[:1]
     threads = [threading.Thread(target=traffic) for _ in range(3)]
     for thread in threads:
         thread.start()
     try:
-        _wait(lambda: len(served) >= 5)
+        wait_for(lambda: len(served) >= 5)
         _write_version(served_version, base, 2)
-        _wait(lambda: served and served[-1] == 2)
+        wait_for(lambda: served and served[-1] == 2)
         statuses = {s.version: s.state for s in models.GetModelStatus(
             get_model_status_pb2.GetModelStatusRequest(model_spec={"name": "soundstorm"}))
             .model_version_status}
@@ -201,7 +210,7 @@ def test_new_versions_hot_load_under_traffic_and_a_corrupt_one_never_serves(
             get_model_status_pb2.GetModelStatusRequest(model_spec={"name": "soundstorm"}))
             .model_version_status))
         count = len(served)
-        _wait(lambda: len(served) >= count + 5)
+        wait_for(lambda: len(served) >= count + 5)
     finally:
         stop.set()
         for thread in threads:
@@ -210,9 +219,10 @@ def test_new_versions_hot_load_under_traffic_and_a_corrupt_one_never_serves(
     assert set(served) == {1, 2} and served[-1] == 2
     status = models.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(
         model_spec={"name": "soundstorm", "version": {"value": 3}})).model_version_status[0]
-    assert status.state == END and "saved_model.pb" in status.status.error_message.lower() or \
-        status.status.error_message
-    assert status.status.error_code != 0
+    assert status.state == END
+    assert status.status.error_message.startswith("DecodeError: Error parsing message with type "
+                                                  "'tensorflow.SavedModel'")
+    assert status.status.error_code == grpc.StatusCode.UNKNOWN.value[0]
 
 
 def test_health_and_status_follow_what_is_loaded(served_version, tmp_path, start_server):
@@ -251,81 +261,99 @@ def test_rest_timeout_answers_deadline_exceeded(served_version, tmp_path, start_
 
 
 def test_labels_policies_and_config_reload(served_version, tmp_path, start_server):
-    base = base_with(served_version, tmp_path, versions=(1, 2))
+    base = base_with(served_version, tmp_path, versions=(9, 10))  # 10 > 9, though "10" < "9"
     config = model_server_config_pb2.ModelServerConfig()
     model = config.model_config_list.config.add(name="soundstorm", base_path=str(base),
                                                 model_platform="tensorflow")
     model.model_version_policy.all.SetInParent()
-    model.version_labels["stable"] = 1
-    model.version_labels["canary"] = 2
+    model.version_labels["stable"] = 9
+    model.version_labels["canary"] = 10
     server, channel = start_server(config)
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     arrays = request_arrays(3)
-    for label, version in (("stable", 1), ("canary", 2)):
+    for label, version in (("stable", 9), ("canary", 10)):
         response = stub.Predict(predict_request(arrays, label=label))
         assert response.model_spec.version.value == version
-    assert stub.Predict(predict_request(arrays)).model_spec.version.value == 2  # latest
-    # Reload: serve a second name and only version 1 of the first.
-    model.model_version_policy.specific.versions.append(1)
+    assert stub.Predict(predict_request(arrays)).model_spec.version.value == 10  # latest
+    # Reload: serve a second name and only version 9 of the first.
+    model.model_version_policy.specific.versions.append(9)
     config.model_config_list.config.add(name="copy", base_path=str(base),
                                         model_platform="tensorflow")
     models = model_service_pb2_grpc.ModelServiceStub(channel)
     reply = models.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(
         config=config))
     assert reply.status.error_code == 0
-    assert stub.Predict(predict_request(arrays, name="copy")).model_spec.version.value == 2
-    assert stub.Predict(predict_request(arrays)).model_spec.version.value == 1
+    assert stub.Predict(predict_request(arrays, name="copy")).model_spec.version.value == 10
+    assert stub.Predict(predict_request(arrays)).model_spec.version.value == 9
+    statuses = model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
+        get_model_status_pb2.GetModelStatusRequest(model_spec={"name": "soundstorm"}))
+    assert [(s.version, s.state) for s in statuses.model_version_status] == \
+        [(9, AVAILABLE), (10, END)]
     bad = model_server_config_pb2.ModelServerConfig()
     bad.model_config_list.config.add(name="x", base_path=str(base), model_platform="pytorch")
     with pytest.raises(grpc.RpcError) as caught:
         models.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=bad))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert stub.Predict(predict_request(arrays)).model_spec.version.value == 1  # untouched
+    assert stub.Predict(predict_request(arrays)).model_spec.version.value == 9  # untouched
+
+
+def _metric(server, name):
+    """One sample of the server's Prometheus exposition, by its full name."""
+    values = [float(line.split()[-1]) for line in server.metrics.exposition().decode().splitlines()
+              if line.split(" ")[0] == name]
+    assert len(values) == 1, (name, values)
+    return values[0]
 
 
 def test_batching_merges_padded_requests_without_changing_their_tokens(
-        served_version, tmp_path, start_server, direct):
-    options = BatchingOptions(max_batch_size=4, batch_timeout_micros=200_000,
+        served_version, tmp_path, start_server, direct, monkeypatch):
+    # A batch closes when full (4) or 2 s after its first request: 3 concurrent requests share
+    # one, padded to 4.
+    options = BatchingOptions(max_batch_size=4, batch_timeout_micros=2_000_000,
                               allowed_batch_sizes=(2, 4), pad_variable_length_inputs=True)
     server, channel = start_server(single_model_config("soundstorm",
                                                        base_with(served_version, tmp_path)),
                                    batching=options)
+    servable = server.manager.resolve("soundstorm")
+    run, batch_sizes = servable.run, []
+
+    def recording_run(signature, inputs):  # what reaches the SavedModel
+        batch_sizes.append(inputs["seeds"].shape[0])
+        return run(signature, inputs)
+    monkeypatch.setattr(servable, "run", recording_run)
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    pool = concurrent.futures.ThreadPoolExecutor(3)
+
+    def predict_concurrently(requests):
+        """Futures of concurrent Predict calls: `.result()` raises a call's error here."""
+        return [pool.submit(stub.Predict, predict_request(arrays), timeout=60)
+                for arrays in requests]
     # Different lengths and prompt sizes: the batcher pads them to one shape.
     requests = [request_arrays(seed, frames=frames, prompt=prompt)
                 for seed, frames, prompt in ((4, 32, 8), (5, 20, 6), (6, 12, 4))]
-    results = [None] * 3
-
-    def call(i):
-        results[i] = tokens_of(stub.Predict(predict_request(requests[i]), timeout=60))
-    threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = [tokens_of(future.result()) for future in predict_concurrently(requests)]
+    assert batch_sizes == [4]  # one batch: the 3 requests and a copy of the first
     for arrays, tokens in zip(requests, results):
         frames = arrays["lengths"][0]
         np.testing.assert_array_equal(tokens[:, :frames], direct_tokens(direct, arrays))
         assert (tokens[:, frames:] == 0).all()
-    exposition = server.metrics.exposition().decode()
-    merged = [line for line in exposition.splitlines()
-              if line.startswith("soundstorm_serving_batch_examples_count")]
-    assert merged and float(merged[0].split()[-1]) < 3  # fewer batches than requests
-    # A bad request in a batch fails alone.
+    assert _metric(server, "soundstorm_serving_batch_examples_count") == 1
+    assert _metric(server, "soundstorm_serving_batch_examples_sum") == 3
+    assert _metric(server, "soundstorm_serving_batch_padding_examples_total") == 1
+    # A bad request in a batch fails alone: the batch fails in the SavedModel's checks, then
+    # each of its requests runs on its own (padded to 2), so its batch-mates still get theirs.
     bad = dict(request_arrays(7), seeds=np.array([-1], np.int32))
-    outcome = {}
-
-    def call_bad():
-        try:
-            stub.Predict(predict_request(bad), timeout=60)
-        except grpc.RpcError as error:
-            outcome["code"] = error.code()
-    good_thread, bad_thread = threading.Thread(target=call, args=(0,)), \
-        threading.Thread(target=call_bad)
-    good_thread.start(), bad_thread.start()
-    good_thread.join(), bad_thread.join()
-    assert outcome["code"] == grpc.StatusCode.INVALID_ARGUMENT
-    np.testing.assert_array_equal(results[0], direct_tokens(direct, requests[0]))
+    good, bad_call, other = predict_concurrently([requests[1], bad, requests[2]])
+    for arrays, future in ((requests[1], good), (requests[2], other)):
+        frames = arrays["lengths"][0]
+        np.testing.assert_array_equal(tokens_of(future.result())[:, :frames],
+                                      direct_tokens(direct, arrays))
+    with pytest.raises(grpc.RpcError) as caught:
+        bad_call.result()
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "seeds must be >= 0" in caught.value.details()
+    assert batch_sizes == [4, 4, 2, 2, 2]
+    pool.shutdown()
 
 
 def _http(url, body=None):
@@ -337,14 +365,16 @@ def _http(url, body=None):
         return error.code, error.read()
 
 
-def test_rest_api_matches_grpc_and_exposes_metrics(served_version, tmp_path, start_server):
+def test_rest_api_matches_grpc_and_exposes_metrics(served_version, tmp_path, start_server,
+                                                   direct):
     server, channel = start_server(single_model_config("soundstorm",
                                                        base_with(served_version, tmp_path)),
                                    rest_api_port=-1, metrics_path="/monitoring/prometheus/metrics")
     root = f"http://127.0.0.1:{server.rest_port}/v1/models/soundstorm"
     arrays = request_arrays(8)
-    expected = tokens_of(prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
-        predict_request(arrays)))
+    expected = direct_tokens(direct, arrays)
+    np.testing.assert_array_equal(tokens_of(prediction_service_pb2_grpc.PredictionServiceStub(
+        channel).Predict(predict_request(arrays))), expected)
     status, body = _http(root + ":predict",
                          {"instances": [{k: v[0].tolist() for k, v in arrays.items()}]})
     assert status == 200
@@ -352,6 +382,7 @@ def test_rest_api_matches_grpc_and_exposes_metrics(served_version, tmp_path, sta
                                   expected[0])
     status, body = _http(root + "/versions/1:predict",
                          {"inputs": {k: v.tolist() for k, v in arrays.items()}})
+    assert status == 200
     np.testing.assert_array_equal(json.loads(body)["outputs"]["acoustic_tokens"], expected)
     status, body = _http(root + ":predict", {"signature_name": "metadata",
                                              "inputs": {"probe": [0]}})
@@ -384,8 +415,9 @@ def test_tls(served_version, tmp_path, start_server):
     assert stub.Predict(predict_request(request_arrays(9)), timeout=60).model_spec.version.value == 1
     plain = prediction_service_pb2_grpc.PredictionServiceStub(
         grpc.insecure_channel(f"localhost:{server.grpc_port}"))
-    with pytest.raises(grpc.RpcError):
+    with pytest.raises(grpc.RpcError) as caught:  # no TLS handshake, no answer
         plain.Predict(predict_request(request_arrays(9)), timeout=5)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def test_graceful_shutdown_finishes_in_flight_requests(served_version, tmp_path, start_server,
@@ -450,3 +482,312 @@ def test_the_documented_dev_server_command_parses_and_reads_the_configs(monkeypa
     assert (args.port, args.rest_api_port) == (8500, 8501)
     config = read_model_config(args.model_config_file)
     assert config.model_config_list.config[0].name == "soundstorm"
+
+
+# The version manager on its own: a stand-in servable, so polls take milliseconds and each
+# version's load is recorded.
+
+class _FakeServable:
+    loads: list
+
+    def __init__(self, name, version, path):
+        self.loads.append(version)
+        if (Path(path) / "corrupt").exists():
+            raise ValueError(f"version {version} is corrupt")
+        self.name, self.version, self.path = name, version, Path(path)
+
+    def warm_up(self):
+        return 0, 0.0
+
+
+@pytest.fixture
+def fake_loads(monkeypatch):
+    """Loads in the manager make `_FakeServable`s; returns the versions loaded, in order."""
+    import runtime.serving.manager as manager_module
+    loads = []
+    monkeypatch.setattr(_FakeServable, "loads", loads, raising=False)
+    monkeypatch.setattr(manager_module, "Servable", _FakeServable)
+    return loads
+
+
+def _model_config(base, latest=None, all_versions=False, specific=(), **labels):
+    config = model_server_config_pb2.ModelServerConfig()
+    model = config.model_config_list.config.add(name="m", base_path=str(base),
+                                                model_platform="tensorflow")
+    policy = model.model_version_policy
+    if latest is not None:
+        policy.latest.num_versions = latest
+    if all_versions:
+        policy.all.SetInParent()
+    if specific:
+        policy.specific.versions.extend(specific)
+    for label, version in labels.items():
+        model.version_labels[label] = version
+    return config
+
+
+def _versions(base, *versions, corrupt=()):
+    for version in versions:
+        (base / str(version)).mkdir(parents=True)
+        if version in corrupt:
+            (base / str(version) / "corrupt").write_text("")
+
+
+def _states(manager, name="m"):
+    return {s.version: s.state for s in manager.status(name)}
+
+
+def test_versions_are_numbers_so_10_is_newer_than_9(tmp_path, fake_loads):
+    from runtime.serving.manager import ModelManager, versions_on_disk
+    base = tmp_path / "m"
+    _versions(base, 9, 10, 100, 2)
+    (base / ".export-11").mkdir()  # an export's staging folder and other names: not versions
+    (base / "tmp").mkdir()
+    (base / "3.txt").write_text("")
+    assert versions_on_disk(base) == [2, 9, 10, 100]
+    manager = ModelManager(_model_config(base, latest=2), log=lambda message: None)
+    manager.poll()
+    assert manager.available() == {"m": [10, 100]}
+    assert manager.resolve("m").version == 100
+    manager.reload_config(_model_config(base, all_versions=True, stable=9))
+    assert manager.available() == {"m": [2, 9, 10, 100]}
+    assert [s.version for s in manager.status("m")] == [2, 9, 10, 100]
+    assert manager.resolve("m").version == 100
+    assert (manager.resolve("m", 9).version, manager.resolve("m", 10).version) == (9, 10)
+    assert manager.resolve("m", label="stable").version == 9
+    shutil.rmtree(base / "100")
+    manager.poll()
+    assert manager.resolve("m").version == 10  # the highest available, not the last as text
+    assert _states(manager) == {2: AVAILABLE, 9: AVAILABLE, 10: AVAILABLE, 100: END}
+
+
+def test_the_latest_policy_serves_the_n_highest_versions(tmp_path, fake_loads):
+    from runtime.serving.manager import ModelManager, aspired_versions
+    policy = type(model_server_config_pb2.ModelConfig().model_version_policy)
+    assert aspired_versions(policy(), [1, 2, 3]) == {3}  # no policy: TF Serving's latest 1
+    assert aspired_versions(policy(latest={}), [1, 2, 3]) == {3}  # num_versions unset: 1
+    for count, wanted in ((1, {9}), (2, {8, 9}), (3, {7, 8, 9}), (5, {3, 7, 8, 9})):
+        assert aspired_versions(policy(latest={"num_versions": count}), [3, 7, 8, 9]) == wanted
+    assert aspired_versions(policy(latest={"num_versions": 2}), []) == set()
+    assert aspired_versions(policy(specific={"versions": [7, 5]}), [3, 7, 8]) == {7}
+    assert aspired_versions(policy(all={}), [3, 7, 8]) == {3, 7, 8}
+    base = tmp_path / "m"
+    _versions(base, 1, 2, 3, 4)
+    manager = ModelManager(_model_config(base, latest=3), log=lambda message: None)
+    manager.poll()
+    assert manager.available() == {"m": [2, 3, 4]}
+    assert sorted(fake_loads) == [2, 3, 4]  # version 1 is never even loaded
+
+
+def test_a_roll_out_unloads_only_the_versions_the_policy_no_longer_wants(tmp_path, fake_loads):
+    from runtime.serving.manager import ModelManager
+    base = tmp_path / "m"
+    _versions(base, 1, 2)
+    changes = []
+    manager = ModelManager(_model_config(base, latest=2), log=lambda message: None,
+                           on_change=lambda: changes.append(manager.available()["m"]))
+    manager.poll()
+    two = manager.resolve("m", 2)
+    _versions(base, 3)
+    manager.poll()
+    assert _states(manager) == {1: END, 2: AVAILABLE, 3: AVAILABLE}
+    assert manager.resolve("m", 2) is two  # kept as it was, not reloaded
+    assert fake_loads == [1, 2, 3]
+    assert changes == [[1, 2], [2, 3]]
+    with pytest.raises(ServingError, match=r"Specific\(m, 1\)"):
+        manager.resolve("m", 1)
+    # Specific versions: exactly those, whichever are newest.
+    manager.reload_config(_model_config(base, specific=(1, 3)))
+    assert _states(manager) == {1: AVAILABLE, 2: END, 3: AVAILABLE}
+    # Every version gone from disk: nothing is served any more.
+    shutil.rmtree(base)
+    manager.poll()
+    assert manager.available() == {"m": []}
+    with pytest.raises(ServingError, match=r"Latest\(m\)"):
+        manager.resolve("m")
+
+
+def test_a_version_that_fails_to_load_leaves_the_last_good_one_serving(tmp_path, fake_loads):
+    from runtime.serving.manager import ModelManager
+    base = tmp_path / "m"
+    _versions(base, 1)
+    manager = ModelManager(_model_config(base), log=lambda message: None)
+    manager.poll()
+    _versions(base, 2, corrupt=(2,))
+    manager.poll()  # the one poll that tries version 2 must not unload version 1
+    assert manager.resolve("m").version == 1
+    assert _states(manager) == {1: AVAILABLE, 2: END}
+    error = manager.status("m", 2)[0].status
+    assert error.error_code == grpc.StatusCode.UNKNOWN.value[0]
+    assert error.error_message == "ValueError: version 2 is corrupt"
+    assert manager.status("m", 1)[0].status.error_code == 0
+    manager.poll()
+    manager.poll()
+    assert fake_loads == [1, 2]  # a failed version is not retried
+    _versions(base, 3)
+    manager.poll()
+    assert _states(manager) == {1: END, 2: END, 3: AVAILABLE}
+    assert manager.resolve("m").version == 3
+
+
+# The batcher on its own, in front of a stand-in model that records what it is called with.
+
+class _Recorder:
+    """A stand-in model: y = 10 x, and `first`, each example's x[:, :1]; it raises, as the
+    SavedModel's checks do, when any x is negative."""
+
+    def __init__(self):
+        self.calls, self.times, self.lock = [], [], threading.Lock()
+
+    def __call__(self, inputs):
+        with self.lock:
+            self.calls.append({key: value.copy() for key, value in inputs.items()})
+            self.times.append(time.monotonic())
+        if (inputs["x"] < 0).any():
+            raise ValueError("x must be >= 0")
+        return {"y": inputs["x"] * 10, "first": inputs["x"][:, :1].copy()}
+
+    def sizes(self):
+        return [call["x"].shape[0] for call in self.calls]
+
+
+@pytest.fixture
+def batcher():
+    from runtime.serving.batching import Batcher
+    made = []
+
+    def make(**options):
+        record, batches = _Recorder(), []
+        made.append(Batcher(record, BatchingOptions(**options),
+                            lambda examples, padded: batches.append((examples, padded))))
+        return made[-1], record, batches
+    yield make
+    for each in made:
+        each.close()
+
+
+def _submit_all(batcher_, requests, gap=0.0, at=None):
+    """Submits each request from its own thread, in order, `gap` seconds apart or at the
+    times `at` (seconds from now); returns the futures. `.result()` re-raises a request's
+    error in the test's own thread."""
+    def submit(request, future):
+        try:
+            future.set_result(batcher_.submit(request))
+        except BaseException as error:
+            future.set_exception(error)
+    started, futures = time.monotonic(), []
+    for i, request in enumerate(requests):
+        time.sleep(max(0.0, started + (at[i] if at else i * gap) - time.monotonic()))
+        futures.append(concurrent.futures.Future())
+        # Daemon threads: a request a broken batcher never answers cannot hang the run.
+        threading.Thread(target=submit, args=(request, futures[-1]), daemon=True).start()
+    return futures
+
+
+def _x(*rows, width=2):
+    return {"x": np.array([[value] * width for value in rows], np.int32)}
+
+
+def test_concurrent_requests_are_merged_into_full_batches(batcher):
+    batcher_, record, batches = batcher(max_batch_size=3, batch_timeout_micros=30_000_000)
+    requests = [_x(1), _x(2), _x(3), _x(4), _x(5), _x(6)]
+    futures = _submit_all(batcher_, requests)
+    # A full batch runs at once: no request waits for the 30 s timeout.
+    results = [future.result(timeout=10) for future in futures]
+    assert record.sizes() == [3, 3] and batches == [(3, 3), (3, 3)]
+    for request, result in zip(requests, results):
+        np.testing.assert_array_equal(result["y"], request["x"] * 10)
+    # A request of exactly max_batch_size is taken; one row more is refused.
+    np.testing.assert_array_equal(batcher_.submit(_x(7, 8, 9))["y"], _x(7, 8, 9)["x"] * 10)
+    with pytest.raises(ServingError, match="Task size 4 is larger than maximum batch size 3"):
+        batcher_.submit(_x(1, 2, 3, 4))
+    assert record.sizes() == [3, 3, 3]
+
+
+def test_a_batch_waits_batch_timeout_micros_after_its_first_request_and_no_longer(batcher):
+    batcher_, record, batches = batcher(max_batch_size=8, batch_timeout_micros=1_000_000)
+    # Requests at 0, 0.6 and 1.4 s: the first two share a batch, run 1 s after the first came
+    # (the timeout counts from a batch's first request, not its latest); the third runs alone,
+    # 1 s after it came.
+    started = time.monotonic()
+    futures = _submit_all(batcher_, [_x(1), _x(2), _x(3)], at=(0, 0.6, 1.4))
+    results = [future.result(timeout=10) for future in futures]
+    assert record.sizes() == [2, 1]
+    first, second = (when - started for when in record.times)
+    assert 0.95 <= first < 1.4 and 2.35 <= second < 4, (first, second)
+    assert [result["y"].tolist() for result in results] == [[[10, 10]], [[20, 20]], [[30, 30]]]
+    # Without a timeout (TF Serving's default 0) nothing waits for company.
+    quick, record, _ = batcher(max_batch_size=4)
+    started = time.monotonic()
+    assert _submit_all(quick, [_x(4)])[0].result(timeout=5)["y"].tolist() == [[40, 40]]
+    assert time.monotonic() - started < 1 and record.sizes() == [1]
+
+
+def test_batches_pad_to_allowed_sizes_and_every_request_gets_its_own_rows(batcher):
+    batcher_, record, batches = batcher(max_batch_size=4, batch_timeout_micros=5_000_000,
+                                        allowed_batch_sizes=(2, 4),
+                                        pad_variable_length_inputs=True)
+    # In order: 1 + 2 rows (3 wide, then 5 wide) share a batch; the next 2 rows do not fit, so
+    # they open the second batch, filled by the last request.
+    requests = [{"x": np.array([[1, 8, 9]], np.int32)}, _x(2, 3, width=5), _x(4, 5, width=2),
+                _x(6, 7, width=2)]
+    futures = _submit_all(batcher_, requests, gap=0.1)
+    results = [future.result(timeout=10) for future in futures]
+    assert batches == [(3, 4), (4, 4)]
+    first, second = record.calls
+    # Narrow inputs padded with their own first element; the batch padded up to the allowed
+    # size 4 with copies of its first example.
+    np.testing.assert_array_equal(first["x"], [[1, 8, 9, 1, 1], [2, 2, 2, 2, 2],
+                                               [3, 3, 3, 3, 3], [1, 8, 9, 1, 1]])
+    np.testing.assert_array_equal(second["x"], [[4, 4], [5, 5], [6, 6], [7, 7]])
+    assert [result["first"].ravel().tolist() for result in results] == \
+        [[1], [2, 3], [4, 5], [6, 7]]
+    assert [result["y"].shape for result in results] == [(1, 5), (2, 5), (2, 2), (2, 2)]
+    np.testing.assert_array_equal(results[0]["y"], [[10, 80, 90, 10, 10]])
+    np.testing.assert_array_equal(results[1]["y"], [[20] * 5, [30] * 5])
+    # Each allowed size is used as it is; sizes between go to the next one up.
+    options = BatchingOptions(max_batch_size=8, allowed_batch_sizes=(2, 4, 8))
+    assert [options.padded_batch_size(n) for n in range(1, 9)] == [2, 2, 4, 4, 8, 8, 8, 8]
+    assert BatchingOptions(max_batch_size=8).padded_batch_size(3) == 3
+    # Without pad_variable_length_inputs, different shapes never share a batch: the 3 wide
+    # request runs alone as soon as a 5 wide one comes; the two 5 wide ones share the next.
+    strict, record, batches = batcher(max_batch_size=2, batch_timeout_micros=5_000_000)
+    futures = _submit_all(strict, [_x(1, width=3), _x(2, width=5), _x(3, width=5)], gap=0.1)
+    assert [future.result(timeout=4)["y"].tolist() for future in futures] == \
+        [[[10] * 3], [[20] * 5], [[30] * 5]]
+    assert [call["x"].shape for call in record.calls] == [(1, 3), (2, 5)]
+
+
+def test_a_bad_request_fails_alone_and_its_batch_mates_get_their_results(batcher):
+    batcher_, record, batches = batcher(max_batch_size=4, batch_timeout_micros=30_000_000,
+                                        allowed_batch_sizes=(2, 4))
+    requests = [_x(1), _x(-1), _x(2, 3)]
+    futures = _submit_all(batcher_, requests)
+    # The merged batch fails; each request then runs alone (padded to 2).
+    assert futures[0].result(timeout=10)["y"].tolist() == [[10, 10]]
+    with pytest.raises(ValueError, match="x must be >= 0"):
+        futures[1].result(timeout=10)
+    assert futures[2].result(timeout=10)["y"].tolist() == [[20, 20], [30, 30]]
+    assert record.sizes() == [4, 2, 2, 2]
+    assert sorted(batches[1:]) == [(1, 2), (1, 2), (2, 2)] and batches[0] == (4, 4)
+    # A lone bad request gets its error too, once.
+    with pytest.raises(ValueError, match="x must be >= 0"):
+        batcher_.submit(_x(-5, -6, -7, -8))
+    assert record.sizes() == [4, 2, 2, 2, 4]
+
+
+def test_closing_a_batcher_answers_the_requests_it_took_at_once(batcher):
+    # A version is unloaded (its batcher closed) while a batch waits to fill: that batch runs
+    # now, not after its 30 s timeout, nor never; a request that reaches the batcher after it
+    # closed still gets its answer (it runs alone) instead of waiting forever.
+    batcher_, record, batches = batcher(max_batch_size=4, batch_timeout_micros=30_000_000)
+    waiting = _submit_all(batcher_, [_x(1), _x(2)])
+    time.sleep(0.3)
+    started = time.monotonic()
+    batcher_.close()
+    assert time.monotonic() - started < 2
+    assert [future.result(timeout=2)["y"].tolist() for future in waiting] == \
+        [[[10, 10]], [[20, 20]]]
+    late = _submit_all(batcher_, [_x(3)])[0]
+    assert late.result(timeout=2)["y"].tolist() == [[30, 30]]
+    assert record.sizes() == [2, 1] and batches == [(2, 2), (1, 1)]

@@ -87,6 +87,7 @@ class Batcher:
         self._workers = concurrent.futures.ThreadPoolExecutor(options.num_batch_threads,
                                                               thread_name_prefix="batch")
         self._closed = threading.Event()
+        self._closing = threading.Lock()  # no request is queued once close() has begun
         self._scheduler = threading.Thread(target=self._schedule, daemon=True,
                                            name="batch-scheduler")
         self._scheduler.start()
@@ -101,24 +102,37 @@ class Batcher:
             raise invalid_argument(f"Task size {size} is larger than maximum batch size "
                                    f"{self.options.max_batch_size}")
         task = _Task(inputs, size, concurrent.futures.Future(), time.monotonic())
-        try:
-            self._queue.put_nowait(task)
-        except queue.Full:
-            raise unavailable("the batch queue is full; retry later") from None
+        with self._closing:
+            closed = self._closed.is_set()
+            if not closed:
+                try:
+                    self._queue.put_nowait(task)
+                except queue.Full:
+                    raise unavailable("the batch queue is full; retry later") from None
+        if closed:  # its version was unloaded after the request got it: run it alone, here
+            self._execute([task])
         return task.future.result()
 
     def _schedule(self) -> None:
         timeout = self.options.batch_timeout_micros / 1e6
         pending: _Task | None = None
-        while not self._closed.is_set():
+        while True:
             first = pending or self._next(0.1)
             pending = None
             if first is None:
+                # Closed (so nothing more is queued) and nothing left: every request is answered.
+                if self._closed.is_set() and self._queue.empty():
+                    return
                 continue
             batch, size = [first], first.size
+            deadline = first.arrived + timeout
             while size < self.options.max_batch_size:
-                task = self._next(max(0.0, first.arrived + timeout - time.monotonic()))
+                # Waits in short steps so that closing runs a waiting batch at once.
+                remaining = 0.0 if self._closed.is_set() else deadline - time.monotonic()
+                task = self._next(min(remaining, 0.05))
                 if task is None:
+                    if remaining > 0.05:
+                        continue
                     break
                 if size + task.size > self.options.max_batch_size or not self._mergeable(
                         first, task):
@@ -177,7 +191,10 @@ class Batcher:
             offset += task.size
 
     def close(self) -> None:
-        """Stops taking batches; those already scheduled finish."""
-        self._closed.set()
-        self._scheduler.join(timeout=5)
+        """Stops queueing requests; every request already queued is still batched (without
+        waiting out the batch timeout) and answered before this returns. A request submitted
+        later runs alone in its caller's thread."""
+        with self._closing:
+            self._closed.set()
+        self._scheduler.join()
         self._workers.shutdown(wait=True)
