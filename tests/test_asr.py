@@ -81,7 +81,33 @@ def test_word_error_rate_against_hand_counts(reference, hypothesis, wer):
     assert word_error_rate(reference, hypothesis) == pytest.approx(wer)
 
 
+@pytest.mark.parametrize("reference, hypothesis, wer", [
+    # Two deletions ("on", "the") over six reference words (not over 4 hypothesis words).
+    ("the cat sat on the mat", "the cat sat mat", 2 / 6),
+    # Three insertions over two reference words: WER is not bounded by 1.
+    ("the cat", "the cat sat on mats", 3 / 2),
+    ("the cat sat", "the dog sat", 1 / 3),  # one substitution
+    ("the cat sat", "a dog stood", 1.0),  # every word substituted
+    ("the cat sat on the mat", "the cat sat on the mat", 0.0),
+])
+def test_word_error_rate_against_textbook_values(reference, hypothesis, wer):
+    assert word_error_rate(reference, hypothesis) == pytest.approx(wer, abs=1e-12)
+
+
+def test_error_rates_are_over_the_reference_and_can_exceed_one():
+    # The same three insertions weigh more against a shorter reference.
+    assert word_error_rate("the cat", "the cat sat on mats") == pytest.approx(1.5)
+    assert word_error_rate("the cat sat on mats", "the cat") == pytest.approx(3 / 5)
+    assert character_error_rate("ab", "abcdef") == pytest.approx(2.0)  # 4 insertions / 2
+    assert character_error_rate("abcdef", "ab") == pytest.approx(4 / 6)  # 4 deletions / 6
+
+
 def test_character_error_rate_against_hand_counts():
+    # Levenshtein's own example: k->s, e->i, +g over 6 reference characters.
+    assert character_error_rate("kitten", "sitting") == pytest.approx(3 / 6)
+    assert character_error_rate("the cat", "the bat") == pytest.approx(1 / 7)  # space counts
+    assert character_error_rate("the cat sat on the mat", "the cat sat mat") == \
+        pytest.approx(7 / 22)  # "on the " deleted
     assert character_error_rate("abcd", "abed") == pytest.approx(0.25)
     assert character_error_rate("cat", "cats") == pytest.approx(1 / 3)
     assert character_error_rate("the cat", "") == 1.0

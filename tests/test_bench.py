@@ -1,5 +1,6 @@
 """`soundstorm bench` on the tiny speech model: every section runs, checks itself and reports."""
 
+import importlib.util
 import json
 
 import jax
@@ -8,6 +9,7 @@ import soundfile
 
 from soundstorm.bench.config import SECTIONS, BenchConfig
 from soundstorm.bench.measure import decode_flops, forward_flops
+from soundstorm.bench.peer import INSTALL, forward_passes
 from soundstorm.bench.suite import run_bench
 from soundstorm.cli import main
 from soundstorm.config import PRESETS
@@ -69,14 +71,40 @@ def test_autoregressive_makes_one_pass_per_generated_token(bench, speech_model):
         PRESETS["tiny"].replace(num_levels=levels)).level_schedule)
 
 
-def test_peer_runs_or_says_why_not(bench):
+def _peer_installed() -> bool:
+    return all(importlib.util.find_spec(name) is not None
+               for name in ("torch", "soundstorm_pytorch"))
+
+
+def test_peer_says_why_it_is_skipped_when_it_is_not_installed(bench):
     table = bench[0]["peer"]
-    if table.values:
-        (row,) = table.values
-        # Counted by a hook: 16 iterations of level 1, one greedy pass per finer level.
-        assert row["peer_s"] > 0 and row["peer_passes"] == row["passes"]
+    if _peer_installed():
+        assert not table.note.startswith("skipped")
     else:
+        assert table.values == [] and table.rows == []
         assert table.note.startswith("skipped: soundstorm-pytorch is not installed")
+        assert INSTALL in table.note  # how to get it
+
+
+def test_peer_makes_as_many_passes_as_ours(bench):
+    if not _peer_installed():
+        pytest.skip(f"soundstorm-pytorch is not installed, so the peer was not run: {INSTALL}")
+    (row,) = bench[0]["peer"].values
+    # Counted by a hook: 16 iterations of level 1, one greedy pass per finer level.
+    assert row["peer_s"] > 0 and row["peer_passes"] == row["passes"]
+
+
+def test_peer_passes_are_counted_by_a_forward_hook_that_is_removed_after():
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Module()
+    model.net = torch.nn.Linear(2, 2)
+    x = torch.zeros(1, 2)
+    assert forward_passes(model, lambda: [model.net(x) for _ in range(5)]) == 5
+    assert forward_passes(model, lambda: None) == 0
+    assert not model.net._forward_hooks
+    with pytest.raises(RuntimeError):
+        forward_passes(model, lambda: (model.net(x), model.net(torch.zeros(1, 3))))
+    assert not model.net._forward_hooks
 
 
 def test_grpc_and_embedded_give_the_same_audio(bench):

@@ -2,12 +2,17 @@
 
 import json
 import time
+from concurrent import futures
+from types import SimpleNamespace
 
 import grpc
 import numpy as np
 import pytest
 
-from runtime.client import Client, ClientError, parse_transcript, read_audio, write_audio
+from protos import model_contract_pb2
+from runtime.client import (Client, ClientError, VoicePrompt, parse_transcript, read_audio,
+                            write_audio)
+from runtime.client import backends
 from runtime.serving.server import ModelServer, ServerOptions, single_model_config
 from soundstorm.cli import main
 from tests.conftest import OTHER_SPEECH_TEXT, SPEECH_TEXT
@@ -192,3 +197,168 @@ def test_client_over_tls(speech_model, voice, tmp_path):
         assert remote.synthesize("Hi.", voice).waveform.size > 0
     finally:
         server.stop(1)
+
+
+# The retry policy against a real gRPC server that fails on purpose: only UNAVAILABLE (a server
+# starting, restarting or overloaded) is retried, `retries` times, with exponential backoff;
+# every other status code is the server's answer and comes back at once.
+
+class _ScriptedPredictionService:
+    """A PredictionService whose Predict fails with the scripted codes, in order, then answers."""
+
+    def __init__(self):
+        self.failures, self.attempts = [], 0
+
+    def Predict(self, request, context):
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+        self.attempts += 1
+        if self.failures:
+            context.abort(self.failures.pop(0), "scripted failure")
+        response = predict_pb2.PredictResponse()
+        response.outputs["acoustic_tokens"].CopyFrom(
+            tf.make_tensor_proto(np.arange(6, dtype=np.int32).reshape(1, 2, 3)))
+        return response
+
+
+@pytest.fixture(scope="module")
+def scripted_server():
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+    service = _ScriptedPredictionService()
+    servicer = type("Servicer", (prediction_service_pb2_grpc.PredictionServiceServicer,),
+                    {"Predict": lambda self, request, context: service.Predict(request, context)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield service, f"127.0.0.1:{port}"
+    server.stop(0)
+
+
+@pytest.fixture
+def scripted(scripted_server, monkeypatch):
+    """(service, backend with 3 retries and 0.5 s backoff, the backoff sleeps it asked for)."""
+    service, target = scripted_server
+    service.failures, service.attempts = [], 0
+    sleeps = []
+    monkeypatch.setattr(backends, "time", SimpleNamespace(sleep=sleeps.append))
+    backend = backends.GrpcBackend(target, retries=3, backoff_seconds=0.5, deadline_seconds=10)
+    yield service, backend, sleeps
+    backend.close()
+
+
+def test_unavailable_is_retried_with_exponential_backoff_until_it_succeeds(scripted):
+    service, backend, sleeps = scripted
+    service.failures = [grpc.StatusCode.UNAVAILABLE] * 3
+    outputs = backend.generate({"probe": np.zeros(1, np.int32)})
+    assert service.attempts == 4  # the first try and 3 retries
+    assert sleeps == [0.5, 1.0, 2.0]
+    np.testing.assert_array_equal(outputs["acoustic_tokens"], np.arange(6).reshape(1, 2, 3))
+
+
+def test_unavailable_after_every_retry_is_an_unavailable_error(scripted):
+    service, backend, sleeps = scripted
+    service.failures = [grpc.StatusCode.UNAVAILABLE] * 5
+    with pytest.raises(ClientError) as caught:
+        backend.generate({"probe": np.zeros(1, np.int32)})
+    assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+    assert service.attempts == 4 and sleeps == [0.5, 1.0, 2.0]
+    backend.retries = 0
+    service.failures, service.attempts = [grpc.StatusCode.UNAVAILABLE], 0
+    with pytest.raises(ClientError):
+        backend.generate({"probe": np.zeros(1, np.int32)})
+    assert service.attempts == 1
+
+
+@pytest.mark.parametrize("code", [code for code in grpc.StatusCode
+                                  if code not in (grpc.StatusCode.OK,
+                                                  grpc.StatusCode.UNAVAILABLE)],
+                         ids=lambda code: code.name)
+def test_every_other_status_code_is_an_answer_and_never_retried(scripted, code):
+    service, backend, sleeps = scripted
+    service.failures = [code]  # a retry would succeed: it must not happen
+    with pytest.raises(ClientError) as caught:
+        backend.generate({"probe": np.zeros(1, np.int32)})
+    assert caught.value.code == code and "scripted failure" in caught.value.message
+    assert service.attempts == 1 and sleeps == []
+
+
+# Long form against a backend that records every request: each window after the first is
+# prompted with half the voice prompt and the tail of the frames generated before it.
+
+def _fake_contract() -> model_contract_pb2.ModelContract:
+    contract = model_contract_pb2.ModelContract(max_frames=64, max_prompt_frames=20,
+                                                frame_buckets=[32, 64], default_temperature=0.7,
+                                                default_choice_temperature=1.5)
+    contract.codec.name, contract.codec.sample_rate = "fake", 16_000
+    contract.semantic.frames_per_token, contract.semantic.unknown_id = 2, 99
+    contract.semantic.rate_hz = 25
+    contract.acoustic.num_levels, contract.acoustic.codebook_size = 3, 256
+    contract.acoustic.frame_rate_hz = 50
+    return contract
+
+
+class _RecordingBackend:
+    """Returns the prompt as given and random tokens after it; keeps requests and outputs."""
+
+    def __init__(self):
+        self.requests, self.outputs = [], []
+
+    def contract(self):
+        return _fake_contract()
+
+    def generate(self, inputs, signature="serving_default"):
+        self.requests.append({key: value.copy() for key, value in inputs.items()})
+        batch, tokens_per_row = inputs["semantic_tokens"].shape
+        rng = np.random.default_rng(len(self.requests))
+        tokens = rng.integers(0, 256, (batch, tokens_per_row * 2, 3)).astype(np.int32)
+        for row, length in enumerate(inputs["prompt_lengths"]):
+            tokens[row, :length] = inputs["prompt_tokens"][row, :length]
+        self.outputs.append(tokens)
+        return {"acoustic_tokens": tokens}
+
+    def close(self):
+        pass
+
+
+class _FakeCodec:
+    samples_per_frame = 4
+
+    def stream_decoder(self):
+        return lambda tokens: np.repeat(tokens[:, 0].astype(np.float32), 4)
+
+
+def test_each_window_is_prompted_with_the_tail_of_the_previous_window():
+    backend = _RecordingBackend()
+    client = Client.__new__(Client)
+    client._init(backend, None)
+    client._codec = _FakeCodec()
+    voice = VoicePrompt(tokens=np.arange(60, dtype=np.int32).reshape(20, 3) + 100,
+                        semantic=np.arange(80, 90, dtype=np.int32))
+    semantic = np.arange(60, dtype=np.int32)  # 120 frames; 44 fit after a 20-frame prompt
+    speech = client.synthesize(semantic_tokens=semantic, voice=voice, seed=5)
+
+    requests, outputs = backend.requests, backend.outputs
+    assert speech.windows == len(requests) == 3
+    assert [r["prompt_lengths"][0] for r in requests] == [20, 20, 20]
+    assert [r["lengths"][0] for r in requests] == [64, 64, 52]  # prompt + 22, 22, 16 tokens
+    assert [r["seeds"][0] for r in requests] == [5, 6, 7]
+    generated = [out[0, 20:r["lengths"][0]] for out, r in zip(outputs, requests)]
+    assert [g.shape[0] for g in generated] == [44, 44, 32]
+    # Window 1: the whole voice prompt, then the first 22 target tokens.
+    np.testing.assert_array_equal(requests[0]["prompt_tokens"][0], voice.tokens)
+    np.testing.assert_array_equal(requests[0]["semantic_tokens"][0, :32],
+                                  np.r_[80:90, 0:22])
+    # Windows 2 and 3: the last 10 voice frames, then the last 10 frames window k generated,
+    # with their semantic tokens (5 each at 2 frames per token), then the next targets.
+    for k in (1, 2):
+        prompt = requests[k]["prompt_tokens"][0]
+        np.testing.assert_array_equal(prompt[10:], generated[k - 1][-10:])
+        np.testing.assert_array_equal(prompt[:10], voice.tokens[10:])
+    np.testing.assert_array_equal(requests[1]["semantic_tokens"][0],
+                                  np.r_[85:90, 17:22, 22:44])
+    np.testing.assert_array_equal(requests[2]["semantic_tokens"][0, :26],
+                                  np.r_[85:90, 39:44, 44:60])
+    # What comes back is the generated frames only, window after window, and their audio.
+    np.testing.assert_array_equal(speech.tokens, np.concatenate(generated))
+    np.testing.assert_array_equal(speech.waveform, np.repeat(speech.tokens[:, 0], 4))

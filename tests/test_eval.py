@@ -3,13 +3,25 @@
 import json
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from runtime.client import Client
 from soundstorm.cli import main
 from soundstorm.data.loader import SpeechCorpus
 from soundstorm.evaluation.asr import normalise
-from soundstorm.evaluation.harness import EvalConfig, evaluate, spread_over_sentences
+from soundstorm.evaluation.harness import (SAMPLE_RATE, EvalConfig, _long_form, espeak, evaluate,
+                                           pooled_error_rates, spread_over_sentences)
+
+
+def _word_edits(reference: str, hypothesis: str) -> int:
+    """Substitutions + deletions + insertions (an empty hypothesis: every word deleted)."""
+    import jiwer
+    if not hypothesis:
+        return len(reference.split())
+    out = jiwer.process_words(reference, hypothesis)
+    return out.substitutions + out.deletions + out.insertions
+
 
 MEASURES = {"wer_generated", "wer_ceiling", "wer_raw", "cer_generated", "cer_ceiling", "cer_raw",
             "similarity_prompt_generated", "similarity_prompt_ceiling",
@@ -32,9 +44,12 @@ def test_evaluation_writes_the_report_with_every_measure(speech_model, tiny_corp
     assert set(pooled) == {f"{kind}_{name}" for kind in ("wer", "cer")
                            for name in ("generated", "ceiling", "raw")}
     rows = json.loads((tmp_path / "metrics.json").read_text())["utterances"]
-    words = [len(normalise(row["text"]).split()) for row in rows]
-    assert pooled["wer_raw"] == pytest.approx(
-        sum(row["wer_raw"] * n for row, n in zip(rows, words)) / sum(words))
+    # Pooled = all edits over all reference words, counted afresh by jiwer from the transcripts.
+    for name in ("generated", "ceiling", "raw"):
+        pairs = [(normalise(row["text"]), normalise(row[f"heard_{name}"])) for row in rows]
+        edits = sum(_word_edits(ref, hyp) for ref, hyp in pairs)
+        assert pooled[f"wer_{name}"] == pytest.approx(
+            edits / sum(len(ref.split()) for ref, _ in pairs))
     for key in ("dnsmos_generated", "dnsmos_ceiling"):
         assert 1.0 <= metrics[key]["mean"] <= 5.0
     # The ceiling is the same speaker as the prompt: it must resemble it more than another
@@ -43,7 +58,8 @@ def test_evaluation_writes_the_report_with_every_measure(speech_model, tiny_corp
         metrics["similarity_prompt_other_speaker"]["mean"]
     long_form = metrics["long_form"]
     assert long_form["windows"] >= 2 and abs(long_form["seconds"] - 3.0) < 0.05
-    assert -1 <= long_form["similarity_first_last"] <= 1
+    # (What similarity_first_last compares is checked on known audio below.)
+    assert {"similarity_first_last", "similarity_prompt_last"} <= set(long_form)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert len(saved["utterances"]) == 2 and saved["config"]["split"] == "eval_seen_speakers"
     # Two distinct sentences, not one sentence twice; every transcript is in the report.
@@ -86,3 +102,68 @@ def test_utterances_are_spread_over_sentences_with_speakers_rotating():
     assert [e.text for e in first] == ["a", "b", "c"]
     assert [e.speaker for e in first] == ["x", "y", "x"]
     assert [examples[i].text for i in order[3:]] == ["a", "b", "c"]
+
+
+def test_pooled_error_rates_are_all_edits_over_all_reference_words_and_characters():
+    from soundstorm.evaluation.asr import character_error_rate, word_error_rate
+    heard = [  # (reference, generated, ceiling, raw)
+        ("the cat sat on the mat", "the cat sat mat", "the cat sat on the mat",
+         "the cat sat on the mat"),
+        ("the cat", "the cat sat on mats", "the cat", "a cat")]
+    rows = []
+    for text, *hypotheses in heard:
+        row = {"text": text}
+        for name, hypothesis in zip(("generated", "ceiling", "raw"), hypotheses):
+            row[f"heard_{name}"] = hypothesis
+            row[f"wer_{name}"] = word_error_rate(text, hypothesis)
+            row[f"cer_{name}"] = character_error_rate(text, hypothesis)
+        rows.append(row)
+    pooled = pooled_error_rates(rows)
+    # Words: 2 deletions (of 6) + 3 insertions (of 2) -> 5 / 8, not the mean of 1/3 and 3/2
+    # (0.917) nor over the hypotheses' 4 + 5 words (0.556).
+    assert pooled["wer_generated"] == pytest.approx(5 / 8)
+    assert pooled["wer_ceiling"] == 0.0
+    assert pooled["wer_raw"] == pytest.approx(1 / 8)  # "the" -> "a"
+    # Characters (spaces included): "on the " deleted (7 of 22) + "sat on mats" and its space
+    # inserted (12 of 7) -> 19 / 29; "the" -> "a" is 1 substitution + 2 deletions -> 3 / 29.
+    assert pooled["cer_generated"] == pytest.approx(19 / 29)
+    assert pooled["cer_ceiling"] == 0.0
+    assert pooled["cer_raw"] == pytest.approx(3 / 29)
+
+
+class _ScriptedStreamClient:
+    """Stands in for the client in `_long_form`: its stream yields the given windows."""
+
+    def __init__(self, windows):
+        self.windows = windows
+        self.contract = SimpleNamespace(semantic=SimpleNamespace(rate_hz=25))
+
+    def text_to_semantic(self, text):
+        return np.arange(10, dtype=np.int32)
+
+    def voice_prompt(self, audio, **options):
+        return "voice"
+
+    def stream(self, **options):
+        return iter(self.windows)
+
+
+def test_long_form_compares_the_first_and_the_last_window():
+    from soundstorm.evaluation.speaker import speaker_similarity
+    example = SimpleNamespace(text="Please bring eleven shells.", speaker="us_female_1")
+    voice = espeak(example.text, example.speaker)
+    other = espeak("A calm morning by the river.", "us_male_2")
+    config = EvalConfig(long_form_seconds=1.0)
+    # The same audio first and last: identical embeddings, cosine 1 (the middle is ignored).
+    same = _long_form(_ScriptedStreamClient([voice, other, voice]), example, config)
+    assert same["windows"] == 3
+    assert same["seconds"] == pytest.approx((2 * voice.size + other.size) / SAMPLE_RATE)
+    assert same["similarity_first_last"] == pytest.approx(1.0, abs=1e-5)
+    assert same["similarity_prompt_last"] == pytest.approx(1.0, abs=1e-5)  # prompt == voice
+    # Another voice last: the similarity drops to that of the two voices (first window kept
+    # whole, the last cut to the same span).
+    span = min(voice.size, other.size)
+    changed = _long_form(_ScriptedStreamClient([voice, voice, other]), example, config)
+    expected = speaker_similarity(voice[:span], other[-span:], SAMPLE_RATE)
+    assert changed["similarity_first_last"] == pytest.approx(expected, abs=1e-5)
+    assert changed["similarity_first_last"] < 0.9

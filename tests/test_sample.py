@@ -36,3 +36,31 @@ def test_a_speaker_without_a_second_sentence_cannot_be_prompted(tiny_corpus_dir)
     examples = SpeechCorpus(tiny_corpus_dir).examples("eval_unseen_speakers")
     with pytest.raises(InputError, match="no other sentence"):
         pick_prompt(examples[:1], 0)
+
+
+def test_the_prompt_goes_in_first_and_only_the_target_frames_come_out(tiny_corpus_dir, lyra,
+                                                                        monkeypatch):
+    corpus = SpeechCorpus(tiny_corpus_dir)
+    config = corpus.model_config(get_preset("tiny"))
+    examples = corpus.examples("eval_unseen_speakers")
+    target, prompt = examples[0], pick_prompt(examples, 0)
+    calls = []
+
+    def fake_generate(params, config, semantic, prompt_tokens, prompt_lengths, lengths, seeds,
+                      **kwargs):
+        calls.append((semantic, prompt_tokens, prompt_lengths, lengths, seeds))
+        # Every frame's codes say which frame it is, so a shifted slice shows.
+        frames = np.arange(semantic.shape[1] * config.frames_per_semantic_token)
+        return np.broadcast_to(frames[None, :, None] % config.codebook_size,
+                               (1, len(frames), config.num_levels)).copy()
+
+    monkeypatch.setattr("soundstorm.sample.generate", fake_generate)
+    continuation = continue_utterance(None, config, lyra, prompt, target, seed=7)
+    (semantic, prompt_tokens, prompt_lengths, lengths, seeds), = calls
+    p, t = len(prompt.acoustic_tokens), len(target.acoustic_tokens)
+    np.testing.assert_array_equal(semantic[0], np.concatenate([prompt.semantic_tokens,
+                                                               target.semantic_tokens]))
+    np.testing.assert_array_equal(prompt_tokens[0], prompt.acoustic_tokens)
+    assert (prompt_lengths.tolist(), lengths.tolist(), seeds.tolist()) == ([p], [p + t], [7])
+    np.testing.assert_array_equal(continuation.generated_tokens[:, 0],
+                                  np.arange(p, p + t) % config.codebook_size)
