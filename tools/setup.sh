@@ -39,4 +39,4 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,eval]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,eval,mutation]"

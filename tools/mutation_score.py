@@ -1,0 +1,290 @@
+"""Mutation testing of the core with cosmic-ray: the share of planted bugs the tests catch.
+
+    .venv/bin/python tools/mutation_score.py [--modules decoding masking ...] [--fresh]
+
+For each module below, cosmic-ray (https://cosmic-ray.readthedocs.io) plants one
+small change at a time (an operator, a comparison, a number, a condition), runs
+that module's tests and records whether they failed (killed) or passed
+(survived). It works on a copy of the working tree in WORK (default .mutation/,
+which git ignores), so the checkout is never left mutated; sessions live in WORK/<module>.sqlite, so an interrupted run resumes
+where it stopped. Prints killed / survived per module, and writes the table to
+OUT/scores.json and every survivor's diff to OUT/<module>-survivors.md
+(OUT defaults to reports/mutation).
+
+Too slow for CI on a 2-core machine (each mutant starts pytest, and JAX compiles):
+run it by hand after changing a module or its tests. docs/testing.md says how to
+read the result and what a new behaviour's test must show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    source: str              # the module mutated, relative to the repository root
+    tests: tuple[str, ...]   # pytest arguments that select its tests
+    target_score: float      # the share of mutants the issue asks to be killed
+    timeout_s: float = 600.0
+
+
+TARGETS = {
+    "decoding": Target("soundstorm/decoding.py", ("tests/test_decoding.py",), 0.9),
+    "masking": Target("soundstorm/masking.py", ("tests/test_masking.py",), 0.9),
+    "export checks": Target("export/checks.py", ("tests/test_export_checks.py",), 0.9),
+    "model": Target("soundstorm/model.py", ("tests/test_model.py",), 0.8),
+    "export signatures": Target("export/signatures.py", ("tests/test_export.py",), 0.8, 1200.0),
+    "serving manager": Target("runtime/serving/manager.py", ("tests/test_serving.py",), 0.8),
+    "serving batching": Target("runtime/serving/batching.py", ("tests/test_serving.py",), 0.8),
+    "client": Target("runtime/client/client.py", ("tests/test_client.py",), 0.8),
+    "recogniser metrics": Target("soundstorm/evaluation/asr.py", ("tests/test_asr.py",), 0.8),
+}
+
+# Operators left out, and why: replacing + with <<, ^ or ** (or a comparison with
+# `is`) is not a bug anyone writes; what stays is the plausible kind: + and -,
+# * and / and //, & and |, every comparison flipped or made inclusive, numbers
+# off by one, conditions negated, `and`/`or` swapped, decorators removed.
+EXCLUDED_OPERATORS = (
+    r"core/ReplaceBinaryOperator_.*_(LShift|RShift|BitXor|Pow|Mod)$",
+    r"core/ReplaceBinaryOperator_(LShift|RShift|BitXor|Pow|Mod)_.*$",
+    r"core/ReplaceBinaryOperator_(Add|Sub|Mul|Div|FloorDiv)_(BitAnd|BitOr)$",
+    r"core/ReplaceBinaryOperator_(BitAnd|BitOr)_(Add|Sub|Mul|Div|FloorDiv)$",
+    r"core/ReplaceBinaryOperator_(Add|Sub)_(Mul|Div|FloorDiv)$",
+    r"core/ReplaceBinaryOperator_(Mul|Div|FloorDiv)_(Add|Sub)$",
+    r"core/ReplaceComparisonOperator_.*_(Is|IsNot)$",
+    r"core/ReplaceUnaryOperator_.*_(Invert|Not)$",
+    r"core/ReplaceUnaryOperator_Invert_.*$",
+)
+
+
+# Survivors shown to be equivalent: the change cannot alter any result. Each entry:
+# (source, the line as written, the line as mutated, why). Matched on the stripped lines.
+EQUIVALENT_MUTANTS = (
+    ("soundstorm/decoding.py",
+     "return np.where(iteration + 1 >= level_iterations, 0.0, share).astype(np.float32)",
+     "return np.where(iteration + 1 == level_iterations, 0.0, share).astype(np.float32)",
+     "iteration < level_iterations always, so iteration + 1 >= n and == n agree"),
+    ("soundstorm/decoding.py",
+     "if top_k is not None and top_k < logits.shape[-1]:",
+     "if top_k is not None and top_k <= logits.shape[-1]:",
+     "top_k equal to the codebook size keeps every code: the filter changes nothing"),
+    ("soundstorm/decoding.py",
+     "still_masked = target & (current == config.mask_id)",
+     "still_masked = target & (current >= config.mask_id)",
+     "tokens are codes (< codebook_size = mask_id) or the mask id, never above it"),
+    ("soundstorm/decoding.py",
+     "temperature, choice_temperature, *, config: SoundStormConfig,",
+     "temperature, choice_temperature, /, config: SoundStormConfig,",
+     "only how config may be passed changes; every caller names it"),
+)
+
+
+def changed_lines(diff: str) -> tuple[str, str]:
+    """(removed, added) lines of a one-line mutant's diff, stripped."""
+    removed = [line[1:].strip() for line in diff.splitlines()
+               if line.startswith("-") and not line.startswith("---")]
+    added = [line[1:].strip() for line in diff.splitlines()
+             if line.startswith("+") and not line.startswith("+++")]
+    return " / ".join(removed), " / ".join(added)
+
+
+def equivalence(source: str, diff: str) -> str | None:
+    """Why a survivor is equivalent, or None when it is not listed."""
+    removed, added = changed_lines(diff)
+    for path, before, after, why in EQUIVALENT_MUTANTS:
+        same_after = after.replace(" ", "") == added.replace(" ", "")
+        if path == source and before == removed and same_after:
+            return why
+    return None
+
+
+def copy_tree(tree: Path, revision: str | None = None) -> None:
+    """The working tree's files (tracked and new, not ignored), or a commit's, copied to `tree`."""
+    if tree.exists():
+        shutil.rmtree(tree)
+    tree.mkdir(parents=True)
+    if revision is not None:
+        archive = subprocess.run(["git", "archive", revision], cwd=ROOT, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        return
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                            check=True, capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = ROOT / name
+        if source.is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, tree / name)
+
+
+def write_config(target: Target, path: Path) -> None:
+    tests = " ".join(target.tests)
+    excluded = ", ".join(json.dumps(pattern) for pattern in EXCLUDED_OPERATORS)
+    path.write_text(
+        "[cosmic-ray]\n"
+        f'module-path = "{target.source}"\n'
+        f"timeout = {target.timeout_s}\n"
+        "excluded-modules = []\n"
+        f'test-command = "{sys.executable} -m pytest -x -q -p no:cacheprovider -n0 {tests}"\n'
+        "[cosmic-ray.distributor]\n"
+        'name = "local"\n'
+        "[cosmic-ray.filters.operators-filter]\n"
+        f"exclude-operators = [{excluded}]\n")
+
+
+def results(session: Path) -> list[dict]:
+    dumped = subprocess.run([shutil.which("cosmic-ray") or "cosmic-ray", "dump", str(session)],
+                            check=True, capture_output=True, text=True).stdout
+    rows = []
+    for line in dumped.splitlines():
+        item, result = json.loads(line)
+        if result is not None:
+            rows.append({**item, **result})
+    return rows
+
+
+def counts(rows: list[dict], total: int, source: str) -> dict:
+    """Killed (incompetent mutants, which do not even import, count as killed), survived,
+    equivalent; the score is killed / (run - equivalent)."""
+    outcome = [str(row.get("test_outcome")).lower() for row in rows]
+    equivalent = sum(1 for row, result in zip(rows, outcome)
+                     if result == "survived" and equivalence(source, row.get("diff") or ""))
+    killed = outcome.count("killed") + outcome.count("incompetent")
+    scored = len(rows) - equivalent
+    return {"mutants": total, "run": len(rows), "killed": killed,
+            "survived": outcome.count("survived") - equivalent, "equivalent": equivalent,
+            "score": killed / scored if scored else float("nan")}
+
+
+def _progress(session: Path, total: int, stop: threading.Event, name: str) -> None:
+    import sqlite3
+    while not stop.wait(30):
+        with sqlite3.connect(session) as db:
+            done = db.execute("select count(*) from work_results "
+                              "where lower(worker_outcome) != 'skipped'").fetchone()[0]
+        print(f"  {name}: {done}/{total} mutants run", flush=True)
+
+
+def run_target(name: str, target: Target, work: Path, out: Path, tree: Path, env: dict) -> dict:
+    slug = name.replace(" ", "_")
+    config, session = work / f"{slug}.toml", work / f"{slug}.sqlite"
+    cosmic_ray = shutil.which("cosmic-ray", path=str(Path(sys.executable).parent))
+    write_config(target, config)
+    if not session.exists():
+        subprocess.run([cosmic_ray, "init", str(config), str(session)], cwd=tree, check=True,
+                       env=env)
+        subprocess.run([shutil.which("cr-filter-operators", path=str(Path(sys.executable).parent)),
+                        str(session), str(config)], cwd=tree, check=True, env=env)
+        baseline = subprocess.run([cosmic_ray, "baseline", str(config)], cwd=tree, env=env)
+        if baseline.returncode != 0:
+            session.unlink()
+            raise SystemExit(f"mutation_score: the unmutated tests of {name} fail; fix them first")
+    import sqlite3
+    with sqlite3.connect(session) as db:
+        total = db.execute("select count(*) from work_items").fetchone()[0]
+        total -= db.execute("select count(*) from work_results "
+                            "where lower(worker_outcome) = 'skipped'").fetchone()[0]
+    stop = threading.Event()
+    watcher = threading.Thread(target=_progress, args=(session, total, stop, name), daemon=True)
+    watcher.start()
+    started = time.perf_counter()
+    try:
+        subprocess.run([cosmic_ray, "exec", str(config), str(session)], cwd=tree, check=True,
+                       env=env)
+    finally:
+        stop.set()
+    rows = [row for row in results(session)
+            if str(row.get("worker_outcome")).lower() != "skipped"]
+    with (out / f"{slug}-survivors.md").open("w") as report:
+        report.write(f"# Surviving mutants of {target.source}\n\n")
+        for row in rows:
+            if str(row.get("test_outcome")).lower() == "survived":
+                why = equivalence(target.source, row.get("diff") or "")
+                report.write(f"equivalent: {why}\n" if why else "not killed:\n")
+                report.write(f"```diff\n{row.get('diff', '')}\n```\n\n")
+    return {**counts(rows, total, target.source), "minutes": (time.perf_counter() - started) / 60}
+
+
+def forget_survivors(session: Path) -> int:
+    """Marks the session's survivors as not yet run, so that `exec` tries them again."""
+    import sqlite3
+    with sqlite3.connect(session) as db:
+        return db.execute("delete from work_results where lower(test_outcome) = 'survived'"
+                          ).rowcount
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--modules", nargs="+", choices=sorted(TARGETS), default=list(TARGETS))
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "mutation",
+                        help="where the scores and the survivors' diffs go")
+    parser.add_argument("--work", type=Path, default=ROOT / ".mutation",
+                        help="the tree copy, the sessions and JAX's compilation cache "
+                             "(git ignores .mutation/, and the BUILD checks skip it)")
+    parser.add_argument("--revision", default=None,
+                        help="mutate this commit's code and run its tests (e.g. to score the "
+                             "tests of an earlier commit); default: the working tree")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start new sessions (after the code or tests changed)")
+    parser.add_argument("--retest-survivors", action="store_true",
+                        help="copy the tests again and run only the survivors of the sessions "
+                             "(the mutated modules must be unchanged)")
+    args = parser.parse_args(argv)
+    out, work = args.out.absolute(), args.work.absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    if args.revision is not None:
+        work = work / args.revision
+        out = out / args.revision
+        out.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
+    tree = work / "tree"
+    if args.fresh:
+        for name in args.modules:
+            (work / f"{name.replace(' ', '_')}.sqlite").unlink(missing_ok=True)
+    if args.retest_survivors:
+        sources = {TARGETS[name].source: (tree / TARGETS[name].source).read_bytes()
+                   for name in args.modules}
+        copy_tree(tree, args.revision)
+        for source, before in sources.items():
+            if (tree / source).read_bytes() != before:
+                raise SystemExit(f"mutation_score: {source} changed since its session; "
+                                 "the mutants no longer fit it: use --fresh")
+        for name in args.modules:
+            forgotten = forget_survivors(work / f"{name.replace(' ', '_')}.sqlite")
+            print(f"{name}: {forgotten} survivors to try again", flush=True)
+    elif args.fresh or not tree.exists():
+        copy_tree(tree, args.revision)
+    # The tests import the copy (the working directory comes first on sys.path), and
+    # JAX reuses compiled programs that a mutant did not change.
+    env = {**os.environ, "PYTHONPATH": str(tree),
+           "JAX_COMPILATION_CACHE_DIR": str(work / "jax-cache"),
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    table = {}
+    for name in args.modules:
+        print(f"{name}: mutating {TARGETS[name].source}", flush=True)
+        table[name] = run_target(name, TARGETS[name], work, out, tree, env)
+    print(f"\n{'module':<20} {'mutants':>7} {'killed':>6} {'survived':>8} {'equivalent':>10} "
+          f"{'score':>6} {'target':>6} {'minutes':>7}")
+    for name, row in table.items():
+        print(f"{name:<20} {row['mutants']:>7} {row['killed']:>6} {row['survived']:>8} "
+              f"{row['equivalent']:>10} {row['score']:>6.1%} {TARGETS[name].target_score:>6.0%} "
+              f"{row['minutes']:>7.1f}")
+    (out / "scores.json").write_text(json.dumps(table, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
