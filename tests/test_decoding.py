@@ -56,6 +56,9 @@ def run(params, request, **kwargs):
      "semantic_tokens must lie"),
     (lambda r: r.update(lengths=np.array([13, 12, 12])), "lengths must lie in \\[1, 12\\]"),
     (lambda r: r.update(lengths=np.array([3, 12, 12])), "prompt must be shorter"),
+    (lambda r: r.update(lengths=np.array([12, 2, 12])), "prompt must be shorter"),
+    (lambda r: r.update(prompt_lengths=np.array([3, -1, 3])),
+     r"prompt_lengths must lie in \[0, 4\]"),
     (lambda r: r.update(seeds=r["seeds"][:2]), "batch sizes differ"),
     (lambda r: r.update(seeds=np.array([-1, 0, 0])), r"seeds must lie in \[0, 4294967295\]"),
     (lambda r: r.update(seeds=np.array([0, 2**32, 0])), r"seeds must lie in \[0, 4294967295\]"),
@@ -108,6 +111,7 @@ def test_paper_schedule_is_16_then_one_pass_per_level():
     assert paper_schedule(12) == (16,) + (1,) * 11
     assert sum(paper_schedule(12)) == 27
     assert DecodingConfig.paper(CONFIG).level_schedule == (16, 1, 1)
+    assert DecodingConfig.paper(CONFIG).num_passes == 18
 
 
 def test_cosine_schedule_counts():
@@ -119,6 +123,7 @@ def test_cosine_schedule_counts():
     assert int(masked_after_iteration(18, 15, cosine_masked_share(1, 3))) == 9
     # Every iteration reveals at least one token, even when the schedule would not.
     assert int(masked_after_iteration(100, 3, shares[0])) == 2
+    assert int(masked_after_iteration(100, 1, shares[0])) == 0
     assert int(masked_after_iteration(0, 0, shares[0])) == 0
 
 
