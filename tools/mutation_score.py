@@ -5,9 +5,10 @@
 For each module below, cosmic-ray (https://cosmic-ray.readthedocs.io) plants one
 small change at a time (an operator, a comparison, a number, a condition), runs
 that module's tests and records whether they failed (killed) or passed
-(survived). It works on a copy of the working tree in WORK (default .mutation/,
-which git ignores), so the checkout is never left mutated; sessions live in WORK/<module>.sqlite, so an interrupted run resumes
-where it stopped. Prints killed / survived per module, and writes the table to
+(survived). It works on a fresh copy of the working tree in WORK (default
+.mutation/, which git ignores), so the checkout is never left mutated; sessions
+live in WORK/<module>.sqlite, so an interrupted run resumes where it stopped.
+Prints killed / survived / equivalent per module, and writes the table to
 OUT/scores.json and every survivor's diff to OUT/<module>-survivors.md
 (OUT defaults to reports/mutation).
 
@@ -93,6 +94,16 @@ EQUIVALENT_MUTANTS = (
      "return sampled, jnp.take_along_axis(log_probs, sampled[..., None], axis=-1)[..., 0]",
      "return sampled, jnp.take_along_axis(log_probs, sampled[..., None], axis=-1)[..., 1]",
      "the axis has size 1 and JAX clamps an out-of-range index to it"),
+    ("soundstorm/decoding.py",
+     "current = jnp.take_along_axis(tokens, jnp.full((batch, num_frames, 1), level), "
+     "axis=2)[..., 0]",
+     "current = jnp.take_along_axis(tokens, jnp.full((batch, num_frames, 1), level), "
+     "axis=2)[..., -1]",
+     "the axis has size 1: index -1 is index 0"),
+    ("soundstorm/decoding.py",
+     "last = iteration + 1 >= level_iterations",
+     "last = iteration + 1 == level_iterations",
+     "iteration < level_iterations always, so iteration + 1 >= n and == n agree"),
 )
 
 
