@@ -45,13 +45,14 @@ class Target:
 TARGETS = {
     "decoding": Target("soundstorm/decoding.py", ("tests/test_decoding.py",), 0.9),
     "masking": Target("soundstorm/masking.py", ("tests/test_masking.py",), 0.9),
-    "export checks": Target("export/checks.py", ("tests/test_export_checks.py",), 0.9),
+    "export-checks": Target("export/checks.py", ("tests/test_export_checks.py",), 0.9),
     "model": Target("soundstorm/model.py", ("tests/test_model.py",), 0.8),
-    "export signatures": Target("export/signatures.py", ("tests/test_export.py",), 0.8, 1200.0),
-    "serving manager": Target("runtime/serving/manager.py", ("tests/test_serving.py",), 0.8),
-    "serving batching": Target("runtime/serving/batching.py", ("tests/test_serving.py",), 0.8),
+    "export-signatures": Target("export/signatures.py", ("tests/test_export.py",), 0.8, 1200.0),
+    "serving-manager": Target("runtime/serving/manager.py", ("tests/test_serving.py",), 0.8),
+    "serving-batching": Target("runtime/serving/batching.py", ("tests/test_serving.py",), 0.8),
     "client": Target("runtime/client/client.py", ("tests/test_client.py",), 0.8),
-    "recogniser metrics": Target("soundstorm/evaluation/asr.py", ("tests/test_asr.py",), 0.8),
+    "client-retries": Target("runtime/client/backends.py", ("tests/test_client.py",), 0.8),
+    "recogniser-metrics": Target("soundstorm/evaluation/asr.py", ("tests/test_asr.py",), 0.8),
 }
 
 # Operators left out, and why: replacing + with <<, ^ or ** (or a comparison with
@@ -194,7 +195,7 @@ def _progress(session: Path, total: int, stop: threading.Event, name: str) -> No
 
 
 def run_target(name: str, target: Target, work: Path, out: Path, tree: Path, env: dict) -> dict:
-    slug = name.replace(" ", "_")
+    slug = name.replace("-", "_")
     config, session = work / f"{slug}.toml", work / f"{slug}.sqlite"
     cosmic_ray = shutil.which("cosmic-ray", path=str(Path(sys.executable).parent))
     write_config(target, config)
@@ -269,7 +270,7 @@ def main(argv=None) -> int:
     tree = work / "tree"
     copy_tree(tree, args.revision)
     for name in args.modules:
-        slug = name.replace(" ", "_")
+        slug = name.replace("-", "_")
         session, stamp = work / f"{slug}.sqlite", work / f"{slug}.sha256"
         digest = hashlib.sha256((tree / TARGETS[name].source).read_bytes()).hexdigest()
         if args.fresh:
