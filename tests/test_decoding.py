@@ -63,7 +63,7 @@ def run(params, request, **kwargs):
     (lambda r: r.update(seeds=np.array([-1, 0, 0])), r"seeds must lie in \[0, 4294967295\]"),
     (lambda r: r.update(seeds=np.array([0, 2**32, 0])), r"seeds must lie in \[0, 4294967295\]"),
     (lambda r: r.update(prompt_tokens=np.zeros((3, 13, 3), np.int32)),
-     "prompt_tokens has 13 frames, more than the 12 frames"),
+     "prompt_tokens has 13 frames, more than the 12 frames that 6 semantic tokens cover"),
 ])
 def test_bad_inputs_raise_clear_errors(params, change, message):
     request = make_request(np.random.default_rng(0))
@@ -80,6 +80,7 @@ def test_bad_inputs_raise_clear_errors(params, change, message):
     ({"choice_temperature": -1.0}, "choice_temperature"),
     ({"temperature": np.ones(2)}, "temperature must be a scalar or have shape"),
     ({"decoding": DecodingConfig(level_schedule=(4, 1))}, "level_schedule has 2 entries"),
+    ({"decoding": DecodingConfig(level_schedule=(4, 1, 1, 1))}, "level_schedule has 4 entries"),
 ])
 def test_bad_options_raise_clear_errors(params, kwargs, message):
     with pytest.raises(InputError, match=message):

@@ -101,6 +101,28 @@ EQUIVALENT_MUTANTS = (
      "current = jnp.take_along_axis(tokens, jnp.full((batch, num_frames, 1), level), "
      "axis=2)[..., -1]",
      "the axis has size 1: index -1 is index 0"),
+    *(("soundstorm/decoding.py",
+       "return np.where(iteration + 1 >= level_iterations, 0.0, share).astype(np.float32)",
+       f"return np.where({condition}, 0.0, share).astype(np.float32)",
+       "the last iteration's share is cos(pi/2) = 6e-17, which floors to 0 masked anyway")
+      for condition in ("iteration - 1 >= level_iterations", "iteration + 1 > level_iterations",
+                        "iteration + 0 >= level_iterations")),
+    ("soundstorm/decoding.py",
+     "current = jnp.take_along_axis(tokens, jnp.full((batch, num_frames, 1), level), "
+     "axis=2)[..., 0]",
+     "current = jnp.take_along_axis(tokens, jnp.full((batch, num_frames, 2), level), "
+     "axis=2)[..., 0]",
+     "two copies of the same index: element 0 is the same token"),
+    ("soundstorm/decoding.py",
+     "current = jnp.take_along_axis(tokens, jnp.full((batch, num_frames, 1), level), "
+     "axis=2)[..., 0]",
+     "current = jnp.take_along_axis(tokens, jnp.full((batch, num_frames, 1), level), "
+     "axis=2)[..., 1]",
+     "the axis has size 1 and JAX clamps an out-of-range index to it"),
+    ("soundstorm/decoding.py",
+     "decoding: DecodingConfig | None = None) -> np.ndarray:",
+     "decoding: DecodingConfig & None = None) -> np.ndarray:",
+     "an annotation, never evaluated (from __future__ import annotations)"),
     ("soundstorm/decoding.py",
      "last = iteration + 1 >= level_iterations",
      "last = iteration + 1 == level_iterations",
