@@ -1,0 +1,98 @@
+"""tools/mutation_tests.py picks, per mutant, the tests that execute the mutated function."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+TOOL = Path(__file__).resolve().parent.parent / "tools" / "mutation_tests.py"
+_spec = importlib.util.spec_from_file_location("mutation_tests", TOOL)
+mutation_tests = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(mutation_tests)
+
+MODULE = textwrap.dedent("""\
+    LIMIT = 3
+
+
+    def double(x):
+        return 2 * x
+
+
+    def outer(x):
+        def inner(y):
+            return y + 1
+        return inner(x) - 1
+
+
+    def never_called(x):
+        return x - LIMIT
+    """)
+
+TESTS = textwrap.dedent("""\
+    from pkg.mod import double, outer
+
+
+    def test_double():
+        assert double(2) == 4
+
+
+    def test_outer():
+        assert outer(5) == 5
+
+
+    def test_nothing_of_mod():
+        assert True
+    """)
+
+
+def test_the_innermost_function_body_holds_a_line():
+    spans = mutation_tests.function_bodies(MODULE)
+    assert spans == [(5, 5), (9, 11), (10, 10), (15, 15)]
+    assert mutation_tests.innermost(spans, 10) == (10, 10)
+    assert mutation_tests.innermost(spans, 11) == (9, 11)
+    assert mutation_tests.innermost(spans, 8) is None  # a `def` line acts at import
+    assert mutation_tests.innermost(spans, 1) is None
+
+
+def test_changed_lines_are_numbered_in_the_original():
+    assert mutation_tests.changed_lines(MODULE, MODULE.replace("2 * x", "3 * x")) == {5}
+    assert mutation_tests.changed_lines(MODULE, MODULE.replace("LIMIT = 3\n", "")) == {1}
+    assert mutation_tests.changed_lines(MODULE, MODULE) == set()
+
+
+def _recorded(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "mod.py").write_text(MODULE)
+    (tmp_path / "test_mod.py").write_text(TESTS)
+    subprocess.run([sys.executable, str(TOOL), "record", "--source", "pkg/mod.py", "--map",
+                    "map.json", "--", "test_mod.py"], cwd=tmp_path, check=True,
+                   capture_output=True)
+    return json.loads((tmp_path / "map.json").read_text())
+
+
+def test_each_mutant_runs_the_tests_that_execute_it(tmp_path):
+    pytest.importorskip("pytest_cov", reason="the `mutation` extra is not installed")
+    recorded = _recorded(tmp_path)
+    assert recorded["tests"] == ["test_mod.py::test_double", "test_mod.py::test_outer",
+                                 "test_mod.py::test_nothing_of_mod"]
+    select = lambda old, new: mutation_tests.selection(recorded, MODULE.replace(old, new))
+    assert select("2 * x", "3 * x") == ["test_mod.py::test_double"]
+    assert select("y + 1", "y - 1") == ["test_mod.py::test_outer"]
+    assert select("x - LIMIT", "x + LIMIT") == []       # no test executes it
+    assert select("LIMIT = 3", "LIMIT = 4") is None     # module level: every test
+
+
+@pytest.mark.parametrize("old, new, killed", [("2 * x", "3 * x", True),
+                                              ("x - LIMIT", "x + LIMIT", False)])
+def test_run_fails_exactly_when_a_selected_test_fails(tmp_path, old, new, killed):
+    pytest.importorskip("pytest_cov", reason="the `mutation` extra is not installed")
+    _recorded(tmp_path)
+    (tmp_path / "pkg" / "mod.py").write_text(MODULE.replace(old, new))
+    result = subprocess.run([sys.executable, str(TOOL), "run", "--source", "pkg/mod.py",
+                             "--map", "map.json"], cwd=tmp_path, capture_output=True, text=True)
+    assert (result.returncode != 0) == killed, result.stdout
