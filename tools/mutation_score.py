@@ -175,6 +175,9 @@ def copy_tree(tree: Path, revision: str | None = None) -> None:
         archive = subprocess.run(["git", "archive", revision], cwd=ROOT, check=True,
                                  capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        # The test selector is this checkout's, whatever the commit had.
+        (tree / "tools").mkdir(exist_ok=True)
+        shutil.copy2(ROOT / "tools" / "mutation_tests.py", tree / "tools" / "mutation_tests.py")
         return
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
                             check=True, capture_output=True).stdout.decode().split("\0")
@@ -294,6 +297,9 @@ def main(argv=None) -> int:
     parser.add_argument("--revision", default=None,
                         help="mutate this commit's code and run its tests (e.g. to score the "
                              "tests of an earlier commit); default: the working tree")
+    parser.add_argument("--tests", nargs="+", default=None,
+                        help="pytest arguments that replace the modules' own tests (e.g. an "
+                             "older commit's test files, with --revision)")
     parser.add_argument("--fresh", action="store_true",
                         help="start new sessions (needed once a mutated module changed)")
     parser.add_argument("--retest-survivors", action="store_true",
@@ -331,8 +337,15 @@ def main(argv=None) -> int:
            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     table = {}
     for name in args.modules:
-        print(f"{name}: mutating {TARGETS[name].source}", flush=True)
-        table[name] = run_target(name, TARGETS[name], work, out, tree, env)
+        target = TARGETS[name]
+        if args.tests is not None:
+            target = dataclasses.replace(target, tests=tuple(args.tests))
+        missing = [test for test in target.tests if not (tree / test.split("::")[0]).exists()]
+        if missing:
+            raise SystemExit(f"mutation_score: {name}'s tests {missing} are not in the tree; "
+                             "name the tests that were with --tests")
+        print(f"{name}: mutating {target.source}", flush=True)
+        table[name] = run_target(name, target, work, out, tree, env)
     print(f"\n{'module':<20} {'mutants':>7} {'killed':>6} {'survived':>8} {'equivalent':>10} "
           f"{'score':>6} {'target':>6} {'minutes':>7}")
     for name, row in table.items():
