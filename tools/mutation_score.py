@@ -352,7 +352,10 @@ def main(argv=None) -> int:
         print(f"{name:<20} {row['mutants']:>7} {row['killed']:>6} {row['survived']:>8} "
               f"{row['equivalent']:>10} {row['score']:>6.1%} {TARGETS[name].target_score:>6.0%} "
               f"{row['minutes']:>7.1f}")
-    (out / "scores.json").write_text(json.dumps(table, indent=2) + "\n")
+    # Merged with the modules of earlier runs, which are run one group at a time.
+    scores = out / "scores.json"
+    earlier = json.loads(scores.read_text()) if scores.exists() else {}
+    scores.write_text(json.dumps({**earlier, **table}, indent=2, sort_keys=True) + "\n")
     return 0
 
 
