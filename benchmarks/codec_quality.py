@@ -6,8 +6,8 @@ Held-out speech: the held-out (open-vocabulary) sentences of the default
 corpus said by its held-out speakers (espeak-ng, converted to 16 kHz), never
 used in training. For each number of Lyra levels it prints the bitrate, the
 mel-cepstral distortion of the codec round trip (mean over utterances; lower is
-better; soundstorm/evaluation/spectral.py), and Whisper tiny.en's word and
-character error rates on the round trip (soundstorm/evaluation/asr.py), beside
+better; apps/evaluation/spectral.py), and Whisper tiny.en's word and
+character error rates on the round trip (apps/evaluation/asr.py), beside
 those of the original audio. Grouping does not change the audio (the
 tokens are the same codes), only what the model sees: for each grouping g it
 lists the SoundStorm levels (L/g), their codebook size (16^g), the forward
@@ -26,9 +26,9 @@ import numpy as np
 
 from runtime.codec import LyraCodec, to_mono
 from runtime.frontend import get_speaker, synthesize
-from soundstorm.data.corpus import CorpusConfig, plan
+from apps.corpus.build import CorpusConfig, plan
 from soundstorm.decoding import paper_schedule
-from soundstorm.evaluation import (SpeechRecognizer, character_error_rate, mel_cepstral_distortion,
+from apps.evaluation import (SpeechRecognizer, character_error_rate, mel_cepstral_distortion,
                                    word_error_rate)
 
 LEVEL_CHOICES = (8, 12, 16, 24, 30, 46)

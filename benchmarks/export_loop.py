@@ -19,39 +19,37 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_speed import _child, _timed, ensure_run, request  # noqa: E402
+from apps.bench.export_timing import ensure_run, random_request, run_child, timed
 
 
 def child_jax(workdir: str, seconds: float, loop: str, repeats: int) -> dict:
     import jax
     from soundstorm.decoding import DecodingConfig, check_decode_inputs, decode
-    from soundstorm.train import load_run
+    from soundstorm.run_dir import RunDirectory
 
-    config, params = load_run(Path(workdir))
+    config, params = RunDirectory(Path(workdir)).load()
     paper = DecodingConfig.paper(config)
     decoding = DecodingConfig(paper.level_schedule,
                               scan_unroll=paper.num_passes if loop == "unrolled" else 1)
-    inputs = check_decode_inputs(config, *request(config, seconds).values())
-    compile_s, compiled = _timed(lambda: decode.lower(
+    inputs = check_decode_inputs(config, *random_request(config, seconds).values())
+    compile_s, compiled = timed(lambda: decode.lower(
         params, *inputs, config=config, decoding=decoding).compile())
-    times = [_timed(lambda: jax.block_until_ready(compiled(params, *inputs)))[0]
+    times = [timed(lambda: jax.block_until_ready(compiled(params, *inputs)))[0]
              for _ in range(repeats + 1)][1:]
     return {"compile_s": compile_s, "run_s": statistics.median(times)}
 
 
 def child_savedmodel(model_dir: str, workdir: str, seconds: float, repeats: int) -> dict:
     import tensorflow as tf
-    from soundstorm.train import read_run_config
+    from soundstorm.run_dir import RunDirectory
 
-    config, _ = read_run_config(Path(workdir))
+    config, _ = RunDirectory(Path(workdir)).read_config()
     serving = tf.saved_model.load(model_dir).signatures["serving_default"]
-    tensors = {key: tf.constant(value) for key, value in request(config, seconds).items()}
-    first_s, _ = _timed(lambda: serving(**tensors))
-    times = [_timed(lambda: serving(**tensors))[0] for _ in range(repeats)]
+    tensors = {key: tf.constant(value) for key, value in random_request(config, seconds).items()}
+    first_s, _ = timed(lambda: serving(**tensors))
+    times = [timed(lambda: serving(**tensors))[0] for _ in range(repeats)]
     return {"first_s": first_s, "run_s": statistics.median(times)}
 
 
@@ -83,16 +81,16 @@ def main() -> None:
     for loop in ("scan", "unrolled"):
         base = Path(tempfile.mkdtemp(prefix=f"export-loop-{loop}-"))
         config = ExportConfig(max_seconds=args.seconds, bucket_seconds=(args.seconds,), loop=loop)
-        export_s, model_dir = _timed(lambda: export_savedmodel(workdir, base, config, log=None))
+        export_s, model_dir = timed(lambda: export_savedmodel(workdir, base, config, log=None))
         # serving_default's compiled function carries the TPU alias.
         module = next(m for m in modules_of_saved_model(model_dir) if m.alias == TPU_FUNCTION_ALIAS)
         common = ["--seconds", str(args.seconds), "--repeats", str(args.repeats)]
         rows[loop] = {
             "export_s": export_s, "module_mb": module.module_bytes / 1e6,
             "pb_mb": (model_dir / "saved_model.pb").stat().st_size / 1e6,
-            "tf": _child(["--child", "savedmodel", str(model_dir), str(workdir), *common],
-                         __file__),
-            "jax": _child(["--child", "jax", str(workdir), loop, *common], __file__),
+            "tf": run_child(__file__, ["--child", "savedmodel", str(model_dir), str(workdir),
+                                       *common]),
+            "jax": run_child(__file__, ["--child", "jax", str(workdir), loop, *common]),
         }
         print(f"{loop}: {json.dumps(rows[loop])}", file=sys.stderr)
 

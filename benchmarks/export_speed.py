@@ -20,35 +20,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-PROMPT_SECONDS = 3.0
+from apps.bench.export_timing import PROMPT_SECONDS, ensure_run, random_request, run_child, timed
 
-
-def request(config, seconds: float, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    frames = round(seconds * config.frame_rate_hz)
-    prompt = round(PROMPT_SECONDS * config.frame_rate_hz)
-    return {
-        "semantic_tokens": rng.integers(0, config.semantic_vocab_size,
-                                        (1, frames // config.frames_per_semantic_token), np.int32),
-        "prompt_tokens": rng.integers(0, config.codebook_size, (1, prompt, config.num_levels),
-                                      np.int32),
-        "prompt_lengths": np.array([prompt], np.int32), "lengths": np.array([frames], np.int32),
-        "seeds": np.array([seed], np.int32), "temperature": np.ones(1, np.float32),
-        "choice_temperature": np.full(1, 4.5, np.float32)}
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
 
 
 def child_steady(model_dir: str, workdir: str, seconds: float, repeats: int) -> dict:
@@ -57,10 +35,10 @@ def child_steady(model_dir: str, workdir: str, seconds: float, repeats: int) -> 
     import tensorflow as tf
     from export.signatures import GENERATE_INPUTS
     from soundstorm.decoding import DecodingConfig, check_decode_inputs, decode
-    from soundstorm.train import load_run
+    from soundstorm.run_dir import RunDirectory
 
-    config, params = load_run(Path(workdir))
-    inputs = request(config, seconds)
+    config, params = RunDirectory(Path(workdir)).load()
+    inputs = random_request(config, seconds)
     decoding = DecodingConfig.paper(config)
     checked = check_decode_inputs(config, *(inputs[name] for name in GENERATE_INPUTS))
     run_jax = lambda: np.asarray(jax.block_until_ready(
@@ -69,12 +47,12 @@ def child_steady(model_dir: str, workdir: str, seconds: float, repeats: int) -> 
     serving = loaded.signatures["serving_default"]
     tensors = {key: tf.constant(value) for key, value in inputs.items()}
     run_tf = lambda: serving(**tensors)["acoustic_tokens"].numpy()
-    jax_first, jax_tokens = _timed(run_jax)
-    tf_first, tf_tokens = _timed(run_tf)
+    jax_first, jax_tokens = timed(run_jax)
+    tf_first, tf_tokens = timed(run_tf)
     jax_times, tf_times = [], []
     for _ in range(repeats):
-        jax_times.append(_timed(run_jax)[0])
-        tf_times.append(_timed(run_tf)[0])
+        jax_times.append(timed(run_jax)[0])
+        tf_times.append(timed(run_tf)[0])
     logits_diff = _logits_difference(config, params, loaded, inputs)
     return {"logits_max_abs_diff": logits_diff[0], "logits_max_abs": logits_diff[1],
             "jax_first_s": jax_first, "savedmodel_first_s": tf_first,
@@ -105,36 +83,15 @@ def _logits_difference(config, params, loaded, inputs) -> tuple[float, float]:
 
 def child_first_call(model_dir: str, workdir: str, seconds: float, warm_up: bool) -> dict:
     """Load, optionally replay the warm-up records (as a server does), then time one request."""
-    from runtime.serving.servable import Servable
-    from soundstorm.train import read_run_config
+    from runtime.savedmodel.servable import Servable
+    from soundstorm.run_dir import RunDirectory
 
-    config, _ = read_run_config(Path(workdir))
-    load_s, servable = _timed(lambda: Servable("soundstorm", 1, Path(model_dir)))
+    config, _ = RunDirectory(Path(workdir)).read_config()
+    load_s, servable = timed(lambda: Servable("soundstorm", 1, Path(model_dir)))
     warmup_s = servable.warm_up()[1] if warm_up else 0.0
-    inputs = request(config, seconds)
-    first_s, _ = _timed(lambda: servable.run("serving_default", inputs))
+    inputs = random_request(config, seconds)
+    first_s, _ = timed(lambda: servable.run("serving_default", inputs))
     return {"load_s": load_s, "warmup_s": warmup_s, "first_call_s": first_s}
-
-
-def _child(args_list: list[str], script: str = __file__) -> dict:
-    """Runs `script --child ...` in a fresh process (fresh compile caches); its last line is JSON."""
-    output = subprocess.run([sys.executable, script, *args_list], check=True,
-                            capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
-
-
-def ensure_run(workdir: Path | None) -> Path:
-    if workdir is not None and (workdir / "config.json").is_file():
-        return workdir
-    from soundstorm.config import get_preset
-    from soundstorm.synthetic import synthetic_batches
-    from soundstorm.train import TrainConfig, Trainer
-    workdir = Path(tempfile.mkdtemp(prefix="export-bench-run-"))
-    print(f"no run given: training the small preset for 1 step in {workdir}")
-    config = get_preset("small")
-    Trainer(config, TrainConfig(batch_size=1, total_steps=1, warmup_steps=0), workdir).run(
-        synthetic_batches(config, 1, 100), progress=False)
-    return workdir
 
 
 def main() -> None:
@@ -159,13 +116,14 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="export-bench-"))
     export_config = ExportConfig(max_seconds=args.seconds, bucket_seconds=(args.seconds,),
                                  loop=args.loop)
-    export_s, model_dir = _timed(lambda: export_savedmodel(workdir, base, export_config, log=None))
+    export_s, model_dir = timed(lambda: export_savedmodel(workdir, base, export_config, log=None))
     size = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
     variables = sum(p.stat().st_size for p in (model_dir / "variables").rglob("*"))
     common = [str(model_dir), str(workdir), "--seconds", str(args.seconds)]
-    steady = _child(["--child", "steady", *common[:2], "--repeats", str(args.repeats), *common[2:]])
-    cold = _child(["--child", "cold", *common])
-    warm = _child(["--child", "warm", *common])
+    steady = run_child(__file__, ["--child", "steady", *common[:2], "--repeats",
+                                  str(args.repeats), *common[2:]])
+    cold = run_child(__file__, ["--child", "cold", *common])
+    warm = run_child(__file__, ["--child", "warm", *common])
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
     print(f"run: {workdir}; request: {args.seconds:g} s of audio, {PROMPT_SECONDS:g} s prompt, "

@@ -20,7 +20,7 @@ import numpy as np
 from soundstorm.data.loader import SpeechCorpus, training_batches
 from soundstorm.masking import mask_for_training
 from soundstorm.model import SoundStorm
-from soundstorm.train import load_run
+from soundstorm.run_dir import RunDirectory
 
 
 def level_entropies(examples, num_levels: int, codebook_size: int) -> list[float]:
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     args = parser.parse_args()
 
-    config, params = load_run(args.workdir)
+    config, params = RunDirectory(args.workdir).load()
     corpus = SpeechCorpus(args.data)
     corpus.check_compatible(config)
     model = SoundStorm(config)

@@ -23,30 +23,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_speed import ensure_run  # noqa: E402
-
-from soundstorm.bench.measure import alternating_medians, concurrent_throughput  # noqa: E402
+from apps.bench.config import BATCHING
+from apps.bench.export_timing import ensure_run, random_request
+from apps.bench.measure import alternating_medians, concurrent_throughput
 
 CLIENTS = (1, 4, 16)
-BATCHING = dict(max_batch_size=16, batch_timeout_micros=20_000, allowed_batch_sizes=(1, 2, 4, 8, 16),
-                pad_variable_length_inputs=True, num_batch_threads=1)
 
 
-def make_request(config, seconds: float, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    frames = round(seconds * config.frame_rate_hz)
-    prompt = frames // 3
-    return {"semantic_tokens": rng.integers(0, config.semantic_vocab_size,
-                                            (1, frames // config.frames_per_semantic_token),
-                                            np.int32),
-            "prompt_tokens": rng.integers(0, config.codebook_size, (1, prompt, config.num_levels),
-                                          np.int32),
-            "prompt_lengths": np.array([prompt], np.int32), "lengths": np.array([frames], np.int32),
-            "seeds": np.array([seed], np.int32), "temperature": np.ones(1, np.float32),
-            "choice_temperature": np.full(1, 4.5, np.float32)}
+def _prompt_frames(config, seconds: float) -> int:
+    """A third of the request is prompt."""
+    return round(seconds * config.frame_rate_hz) // 3
 
 
 def main() -> None:
@@ -64,10 +51,10 @@ def main() -> None:
     from export import ExportConfig, export_savedmodel
     from runtime.serving.batching import BatchingOptions
     from runtime.serving.server import ModelServer, ServerOptions, single_model_config
-    from soundstorm.train import read_run_config
+    from soundstorm.run_dir import RunDirectory
 
     workdir = ensure_run(args.workdir)
-    config, _ = read_run_config(workdir)
+    config, _ = RunDirectory(workdir).read_config()
     base = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     export_savedmodel(workdir, base, ExportConfig(max_seconds=args.seconds,
                                                   max_prompt_seconds=args.seconds / 3,
@@ -91,7 +78,8 @@ def main() -> None:
 
     # 1. Overhead.
     server, stub = start(None)
-    arrays = make_request(config, args.seconds, 0)
+    prompt_frames = _prompt_frames(config, args.seconds)
+    arrays = random_request(config, args.seconds, 0, prompt_frames=prompt_frames)
     request = proto_of(arrays)
     signature = tf.saved_model.load(str(base / "soundstorm" / "1")).signatures["serving_default"]
     tensors = {key: tf.constant(value) for key, value in arrays.items()}
@@ -102,7 +90,8 @@ def main() -> None:
     server.stop(1)
 
     # 2. Throughput.
-    requests = [proto_of(make_request(config, args.seconds, seed)) for seed in range(16)]
+    requests = [proto_of(random_request(config, args.seconds, seed, prompt_frames=prompt_frames))
+                for seed in range(16)]
     throughput = {}
     for mode, batching in (("no batching", None), ("batching", BatchingOptions(**BATCHING))):
         server, stub = start(batching)

@@ -21,8 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from soundstorm.config import get_preset
-from soundstorm.synthetic import Batch
-from soundstorm.train import TrainConfig, init_state, make_train_step
+from soundstorm.batch import Batch
+from soundstorm.config import TrainConfig
+from soundstorm.train import make_train_step
+from soundstorm.train_state import init_state
 
 SHAPES = {
     "small (6 x 256)": ("small", {}),

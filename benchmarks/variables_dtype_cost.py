@@ -35,7 +35,7 @@ def main() -> None:
 
     from runtime.client import Client
     from soundstorm.data.loader import SpeechCorpus, pick_prompt
-    from soundstorm.evaluation.harness import SAMPLE_RATE, espeak, spread_over_sentences
+    from apps.evaluation.harness import SAMPLE_RATE, espeak, spread_over_sentences
 
     clients = {"float32": Client.embedded(args.float32), "bfloat16": Client.embedded(args.bfloat16)}
     examples = SpeechCorpus(args.data).examples(args.split)

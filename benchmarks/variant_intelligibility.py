@@ -4,7 +4,7 @@
 
 Every variant file espeak-ng ships (its `voices/!v` folder) says the same few
 held-out WordNet sentences with the American English voice at its default
-pitch, range and rate; Whisper's word error rate (soundstorm/evaluation/asr.py)
+pitch, range and rate; Whisper's word error rate (apps/evaluation/asr.py)
 is printed per variant, best first, with whether runtime/frontend/speakers.py's
 VARIANTS keeps it. Variants espeak cannot load are reported, not skipped.
 """
@@ -18,8 +18,8 @@ from pathlib import Path
 from runtime.codec import to_mono
 from runtime.frontend import VARIANTS, Speaker, synthesize
 from runtime.frontend.errors import FrontendError
-from soundstorm.data.corpus import CorpusConfig, split_texts
-from soundstorm.evaluation import SpeechRecognizer, word_error_rate
+from apps.corpus.build import CorpusConfig, split_texts
+from apps.evaluation import SpeechRecognizer, word_error_rate
 
 VARIANT_DIRS = ("/usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/!v",
                 "/usr/lib/aarch64-linux-gnu/espeak-ng-data/voices/!v",

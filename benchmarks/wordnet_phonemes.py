@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/wordnet_phonemes.py [--voices en en-us ...] [--workers 2]
 
-Every distinct word of the WordNet example sentences (soundstorm/data/wordnet_text.py)
+Every distinct word of the WordNet example sentences (apps/corpus/wordnet_text.py)
 is said by espeak-ng's command line in phoneme mode (`-q -x --sep=' '`, one word
 per line, nothing synthesized) with each English voice; stress marks and pause
 markers are stripped and every symbol outside the phoneme vocabulary is printed
@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from runtime.frontend import ENGLISH_VOICES, load_vocabulary
-from soundstorm.data.wordnet_text import example_sentences, words
+from apps.corpus.wordnet_text import example_sentences, words
 
 STRESS_MARKS = "',="
 PAUSES = {"_:", "_!", "_|", "_", "||", "|"}

@@ -12,6 +12,7 @@ import re
 
 from jax import export as jax_export
 
+from runtime.savedmodel.layout import MAX_WARMUP_RECORDS
 from soundstorm.config import ConfigError, SoundStormConfig
 from soundstorm.decoding import DecodingConfig, paper_schedule
 from soundstorm.validation import InputError
@@ -27,8 +28,6 @@ VARIABLE_DTYPES = ("float32", "bfloat16")
 SUPPORTED_CALLING_CONVENTIONS = tuple(range(jax_export.minimum_supported_calling_convention_version,
                                             jax_export.maximum_supported_calling_convention_version
                                             + 1))
-# TF Serving reads at most this many warm-up records per model version.
-MAX_WARMUP_RECORDS = 1000
 _SIGNATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

@@ -9,7 +9,6 @@ and a failed export leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -25,23 +24,16 @@ from export.contract import (CONTRACT_FILE, CONTRACT_JSON_FILE, build_contract,
                              check_token_contract, contract_json)
 from export.modules import modules_of_concrete_function
 from export.signatures import SoundStormModule
-from export.warmup import WARMUP_FILE, warmup_logs, write_warmup
-from soundstorm.data.loader import DATA_RECORD
-from soundstorm.train import load_checkpoint, read_run_config
+from export.warmup import warmup_logs, write_warmup
+from runtime.savedmodel.layout import WARMUP_FILE, versions_on_disk
+from soundstorm.run_dir import RunDirectory
 
 # For the Cloud TPU Inference Converter, which wraps the function of this alias.
 TPU_FUNCTION_ALIAS = "tpu_func"
 
 
-def existing_versions(model_dir: Path) -> list[int]:
-    if not model_dir.is_dir():
-        return []
-    return sorted(int(entry.name) for entry in model_dir.iterdir()
-                  if entry.is_dir() and entry.name.isdigit())
-
-
 def _resolve_version(model_dir: Path, version: int | None) -> int:
-    versions = existing_versions(model_dir)
+    versions = versions_on_disk(model_dir)
     if version is None:
         return versions[-1] + 1 if versions else 1
     if version < 1:
@@ -93,14 +85,14 @@ def export_savedmodel(workdir: Path, base_path: Path, export_config: ExportConfi
     def progress(message: str) -> None:
         log(f"[export {time.perf_counter() - started:6.1f} s] {message}")
 
-    config, train_config = read_run_config(workdir)
-    data_path = workdir / DATA_RECORD
-    data_record = json.loads(data_path.read_text()) if data_path.is_file() else None
+    run = RunDirectory(workdir)
+    config, _ = run.read_config()
+    data_record = run.read_data_record()
     resolved = export_config.resolve(config)
     check_token_contract(data_record, resolved)
     model_dir = base_path / export_config.model_name
     version = _resolve_version(model_dir, version)
-    params, step = load_checkpoint(workdir, config, train_config, step)
+    params, step = run.restore(step)
     progress(f"loaded step {step} of {workdir}; writing {model_dir / str(version)}")
     if data_record is None:
         progress("no data.json in the run (synthetic training data): contract codec 'none'")
@@ -126,7 +118,7 @@ def export_savedmodel(workdir: Path, base_path: Path, export_config: ExportConfi
         (extra / CONTRACT_FILE).write_bytes(contract.SerializeToString())
         (extra / CONTRACT_JSON_FILE).write_text(contract_json(contract) + "\n")
         logs = warmup_logs(resolved)
-        write_warmup(extra / WARMUP_FILE, logs)
+        write_warmup(staging / WARMUP_FILE, logs)
         progress(f"{len(logs)} warm-up records")
         final = model_dir / str(version)
         # rename() fails rather than merge if another export took the version meanwhile.

@@ -3,6 +3,7 @@
 TF Serving replays these PredictionLog records when it loads a version, before
 the version takes traffic, so the first real request of each (bucket, batch
 size) does not pay for XLA compilation. Our model server replays the same file.
+Its place and record limit: runtime.savedmodel.layout.
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from export.config import ResolvedExport
-
-WARMUP_FILE = "tf_serving_warmup_requests"
-
 
 def warmup_inputs(resolved: ResolvedExport, frames: int, batch: int) -> dict[str, np.ndarray]:
     """A valid generate request of `frames` total frames, full-length prompt, for compiling."""

@@ -1,4 +1,5 @@
-"""Model configuration: the paper's SoundStorm by default, small named presets for CPU.
+"""Model and training configuration: the paper's SoundStorm by default, small named presets
+for CPU, and the training loop's settings (TrainConfig).
 
 The defaults are the model of Borsos et al. 2023 (arXiv 2305.09636, section 4):
 a 12-layer Conformer, 16 heads, width 1024, feed-forward 4096, convolution
@@ -11,8 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 
+from protos.status import StatusError
 
-class ConfigError(ValueError):
+
+class ConfigError(StatusError, ValueError):
     """A configuration that cannot describe a working model."""
 
 
@@ -131,3 +134,45 @@ def get_preset(name: str) -> SoundStormConfig:
     except KeyError:
         raise ConfigError(
             f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 16
+    total_steps: int = 10_000
+    peak_learning_rate: float = 5e-4
+    warmup_steps: int = 500
+    # Cosine decay ends at this fraction of the peak.
+    final_learning_rate_ratio: float = 0.05
+    weight_decay: float = 0.01
+    adam_b1: float = 0.9
+    adam_b2: float = 0.98
+    grad_clip_norm: float = 1.0
+    # Share of examples whose prompt-region semantic tokens become `unknown`.
+    unknown_semantic_prob: float = 0.1
+    # Relative odds of training each RVQ level; None: uniform, the paper's choice.
+    # Weighting level 1 up spends more of a short CPU run on what carries the words.
+    level_weights: tuple[float, ...] | None = None
+    seed: int = 0
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    log_every: int = 10
+
+    def __post_init__(self):
+        for name in ("batch_size", "total_steps", "checkpoint_every", "keep_checkpoints",
+                     "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.warmup_steps < self.total_steps:
+            raise ConfigError(f"warmup_steps must lie in [0, total_steps), got {self.warmup_steps}")
+        if self.peak_learning_rate <= 0:
+            raise ConfigError(f"peak_learning_rate must be > 0, got {self.peak_learning_rate}")
+        if self.level_weights is not None:
+            object.__setattr__(self, "level_weights", tuple(float(w) for w in self.level_weights))
+            if not self.level_weights or min(self.level_weights) < 0 \
+                    or sum(self.level_weights) <= 0:
+                raise ConfigError("level_weights must be non-negative with a positive sum, got "
+                                  f"{self.level_weights}")
+        if not 0 <= self.unknown_semantic_prob <= 1:
+            raise ConfigError(
+                f"unknown_semantic_prob must lie in [0, 1], got {self.unknown_semantic_prob}")

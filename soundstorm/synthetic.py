@@ -9,18 +9,12 @@ Real data comes from the corpus builder; this source needs nothing on disk.
 
 from __future__ import annotations
 
-from typing import Iterator, NamedTuple
+from typing import Iterator
 
 import numpy as np
 
+from soundstorm.batch import Batch
 from soundstorm.config import SoundStormConfig
-
-
-class Batch(NamedTuple):
-    """What the training loop consumes: semantic [B, S], acoustic [B, T, Q], lengths [B]."""
-    semantic_tokens: np.ndarray
-    acoustic_tokens: np.ndarray
-    lengths: np.ndarray
 
 
 class SyntheticLanguage:

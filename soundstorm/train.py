@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import time
 from pathlib import Path
 from typing import Iterator
@@ -29,81 +28,14 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from soundstorm.config import ConfigError, SoundStormConfig
+from soundstorm.batch import Batch
+from soundstorm.config import ConfigError, SoundStormConfig, TrainConfig
 from soundstorm.masking import mask_for_training, masked_cross_entropy
 from soundstorm.metrics import MetricsLog, plot_loss_curve
-from soundstorm.model import SoundStorm, init_params
-from soundstorm.synthetic import Batch
+from soundstorm.model import SoundStorm
+from soundstorm.run_dir import RunDirectory
+from soundstorm.train_state import init_state, learning_rate_at, make_optimizer
 from soundstorm.validation import InputError, check_batch, check_range, int_array
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    batch_size: int = 16
-    total_steps: int = 10_000
-    peak_learning_rate: float = 5e-4
-    warmup_steps: int = 500
-    # Cosine decay ends at this fraction of the peak.
-    final_learning_rate_ratio: float = 0.05
-    weight_decay: float = 0.01
-    adam_b1: float = 0.9
-    adam_b2: float = 0.98
-    grad_clip_norm: float = 1.0
-    # Share of examples whose prompt-region semantic tokens become `unknown`.
-    unknown_semantic_prob: float = 0.1
-    # Relative odds of training each RVQ level; None: uniform, the paper's choice.
-    # Weighting level 1 up spends more of a short CPU run on what carries the words.
-    level_weights: tuple[float, ...] | None = None
-    seed: int = 0
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    log_every: int = 10
-
-    def __post_init__(self):
-        for name in ("batch_size", "total_steps", "checkpoint_every", "keep_checkpoints",
-                     "log_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.warmup_steps < self.total_steps:
-            raise ConfigError(f"warmup_steps must lie in [0, total_steps), got {self.warmup_steps}")
-        if self.peak_learning_rate <= 0:
-            raise ConfigError(f"peak_learning_rate must be > 0, got {self.peak_learning_rate}")
-        if self.level_weights is not None:
-            object.__setattr__(self, "level_weights", tuple(float(w) for w in self.level_weights))
-            if not self.level_weights or min(self.level_weights) < 0 \
-                    or sum(self.level_weights) <= 0:
-                raise ConfigError("level_weights must be non-negative with a positive sum, got "
-                                  f"{self.level_weights}")
-        if not 0 <= self.unknown_semantic_prob <= 1:
-            raise ConfigError(
-                f"unknown_semantic_prob must lie in [0, 1], got {self.unknown_semantic_prob}")
-
-
-def make_optimizer(train_config: TrainConfig) -> optax.GradientTransformation:
-    schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=train_config.peak_learning_rate,
-        warmup_steps=train_config.warmup_steps, decay_steps=train_config.total_steps,
-        end_value=train_config.peak_learning_rate * train_config.final_learning_rate_ratio)
-    # Decay matrices and embedding tables, not biases or norm scales.
-    decay_mask = lambda params: jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
-    return optax.chain(
-        optax.clip_by_global_norm(train_config.grad_clip_norm),
-        optax.adamw(schedule, b1=train_config.adam_b1, b2=train_config.adam_b2,
-                    weight_decay=train_config.weight_decay, mask=decay_mask))
-
-
-def learning_rate_at(train_config: TrainConfig, step: int) -> float:
-    schedule = optax.warmup_cosine_decay_schedule(
-        0.0, train_config.peak_learning_rate, train_config.warmup_steps,
-        train_config.total_steps,
-        train_config.peak_learning_rate * train_config.final_learning_rate_ratio)
-    return float(schedule(step))
-
-
-def init_state(config: SoundStormConfig, train_config: TrainConfig) -> dict:
-    params = init_params(config, jax.random.key(train_config.seed))
-    return {"step": jnp.zeros((), jnp.int32), "params": params,
-            "opt_state": make_optimizer(train_config).init(params)}
 
 
 def make_train_step(config: SoundStormConfig, train_config: TrainConfig):
@@ -173,6 +105,7 @@ class Trainer:
         self.config = config
         self.train_config = train_config
         self.workdir = Path(workdir)
+        self.run_dir = RunDirectory(self.workdir)
         self.loss_baselines = loss_baselines
         self.mesh = Mesh(np.asarray(jax.devices()), ("data",))
         self.num_devices = self.mesh.size
@@ -186,25 +119,8 @@ class Trainer:
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
         self.data_sharding = NamedSharding(self.mesh, PartitionSpec("data"))
         self.step_fn = jax.jit(make_train_step(config, train_config), donate_argnums=0)
-        self.checkpoints = ocp.CheckpointManager(
-            (self.workdir / "checkpoints").absolute(),
-            options=ocp.CheckpointManagerOptions(max_to_keep=train_config.keep_checkpoints,
-                                                 create=True))
-        self.log = MetricsLog(self.workdir / "metrics.jsonl")
-
-    def _check_run_config(self) -> None:
-        """A run directory belongs to one config: resuming with another is an error."""
-        path = self.workdir / "config.json"
-        record = {"model": dataclasses.asdict(self.config),
-                  "train": dataclasses.asdict(self.train_config)}
-        if path.exists():
-            saved = json.loads(path.read_text())
-            if saved != json.loads(json.dumps(record)):
-                raise ConfigError(f"{path} records a different configuration than this run; "
-                                  "use a new run directory or the same configuration")
-        else:
-            self.workdir.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(record, indent=2) + "\n")
+        self.checkpoints = self.run_dir.checkpoint_manager(keep=train_config.keep_checkpoints)
+        self.log = MetricsLog(self.run_dir.metrics_file)
 
     def restore_or_init(self) -> dict:
         state = jax.device_put(init_state(self.config, self.train_config), self.replicated)
@@ -225,7 +141,8 @@ class Trainer:
         `batches` must yield the run's batches from its first step: on resume the
         ones already consumed are skipped, so the data order is the same.
         """
-        self._check_run_config()
+        # A run directory belongs to one config: resuming with another is an error.
+        self.run_dir.write_config(self.config, self.train_config)
         tc = self.train_config
         end = tc.total_steps if stop_at_step is None else min(stop_at_step, tc.total_steps)
         state = self.restore_or_init()
@@ -268,51 +185,6 @@ class Trainer:
         self.checkpoints.wait_until_finished()
         records = self.log.read()
         if records:
-            plot_loss_curve(records, self.workdir / "loss_curve.png", self.config.codebook_size,
+            plot_loss_curve(records, self.run_dir.loss_curve_file, self.config.codebook_size,
                             self.loss_baselines)
         return TrainResult(params=state["params"], step=int(state["step"]), metrics=records)
-
-
-def load_params(workdir: Path, config: SoundStormConfig, train_config: TrainConfig,
-                step: int | None = None) -> dict:
-    """Parameters of a run's latest (or given) checkpoint."""
-    return load_checkpoint(workdir, config, train_config, step)[0]
-
-
-def load_checkpoint(workdir: Path, config: SoundStormConfig, train_config: TrainConfig,
-                    step: int | None = None) -> tuple[dict, int]:
-    """(parameters, step) of a run's latest (or given) checkpoint."""
-    if not (Path(workdir) / "checkpoints").is_dir():
-        raise FileNotFoundError(f"no checkpoint in {Path(workdir) / 'checkpoints'}")
-    trainer = Trainer(config, train_config, workdir)
-    step = trainer.checkpoints.latest_step() if step is None else step
-    if step is None:
-        raise FileNotFoundError(f"no checkpoint in {Path(workdir) / 'checkpoints'}")
-    if step not in trainer.checkpoints.all_steps():
-        raise FileNotFoundError(f"no checkpoint of step {step} in {Path(workdir) / 'checkpoints'} "
-                                f"(it has {sorted(trainer.checkpoints.all_steps())})")
-    abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct,
-                                      jax.device_put(init_state(config, train_config),
-                                                     trainer.replicated))
-    try:
-        state = trainer.checkpoints.restore(step, args=ocp.args.StandardRestore(abstract))
-    except ValueError as error:
-        # orbax names the first array whose stored shape differs from the config's.
-        raise ConfigError(f"config mismatch: the checkpoint of step {step} in {workdir} does not "
-                          f"fit its config.json ({error})") from None
-    return state["params"], step
-
-
-def read_run_config(workdir: Path) -> tuple[SoundStormConfig, TrainConfig]:
-    """The model and training configs recorded in a run directory's config.json."""
-    path = Path(workdir) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no training run at {workdir} (config.json missing)")
-    record = json.loads(path.read_text())
-    return SoundStormConfig(**record["model"]), TrainConfig(**record["train"])
-
-
-def load_run(workdir: Path, step: int | None = None) -> tuple[SoundStormConfig, dict]:
-    """(model config, parameters) of a run directory, from its config.json and checkpoints."""
-    config, train_config = read_run_config(workdir)
-    return config, load_params(workdir, config, train_config, step)

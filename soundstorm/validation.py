@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from protos.status import StatusError
 
-class InputError(ValueError):
+
+class InputError(StatusError, ValueError):
     """An input array or argument that the model cannot take."""
 
 

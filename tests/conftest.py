@@ -5,7 +5,8 @@ import pytest
 
 from soundstorm.config import PRESETS
 from soundstorm.synthetic import synthetic_batches
-from soundstorm.train import TrainConfig, Trainer
+from soundstorm.config import TrainConfig
+from soundstorm.train import Trainer
 
 # A memorisation run: 8 fixed synthetic examples, cycled.
 MEMORISE_CONFIG = TrainConfig(batch_size=8, total_steps=400, warmup_steps=20,
@@ -78,7 +79,7 @@ TINY_CORPUS = dict(num_sentences=3, num_heldout_sentences=2, num_speakers=2,
 @pytest.fixture(scope="session")
 def tiny_corpus_dir(tmp_path_factory):
     """A corpus of 3 + 2 sentences x 2 + 1 speakers, built once."""
-    from soundstorm.data.corpus import CorpusConfig, build_corpus
+    from apps.corpus.build import CorpusConfig, build_corpus
     directory = tmp_path_factory.mktemp("tiny_corpus")
     build_corpus(directory, CorpusConfig(**TINY_CORPUS), progress=False)
     return directory
@@ -107,7 +108,7 @@ CLIENT_EXPORT = ["--max-seconds", "1.28", "--prompt-seconds", "0.4", "--buckets"
 def speech_model(tiny_corpus_dir, tmp_path_factory):
     """A tiny model trained briefly on the tiny speech corpus, exported: its base path."""
     root = tmp_path_factory.mktemp("speech_model")
-    from soundstorm.cli import main
+    from apps.cli.main import main
     assert main(["train", "--preset", "tiny", "--data", str(tiny_corpus_dir), "--workdir",
                  str(root / "run"), "--steps", "4", "--batch-size", "2",
                  "--checkpoint-every", "4"]) == 0

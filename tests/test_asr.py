@@ -6,17 +6,17 @@ import sys
 
 import pytest
 
-from soundstorm.evaluation.asr import (RecognizerError, SpeechRecognizer, character_error_rate,
+from apps.evaluation.asr import (RecognizerError, SpeechRecognizer, character_error_rate,
                                        model_dir, normalise, word_error_rate)
-from soundstorm.evaluation.harness import SAMPLE_RATE
+from apps.evaluation.harness import SAMPLE_RATE
 
 KNOWN_TEXT = "Please bring eleven shells to the small basket before dinner."
 
 
 def test_the_recogniser_loads_offline_and_transcribes_a_known_espeak_clip():
     # A fresh interpreter with every hub and network switch off: the weights are local.
-    code = ("from soundstorm.evaluation.asr import SpeechRecognizer, word_error_rate;"
-            "from soundstorm.evaluation.harness import espeak;"
+    code = ("from apps.evaluation.asr import SpeechRecognizer, word_error_rate;"
+            "from apps.evaluation.harness import espeak;"
             f"text = {KNOWN_TEXT!r};"
             "heard = SpeechRecognizer().transcribe(espeak(text, 'us_male_1'));"
             "print(heard); print(word_error_rate(text, heard))")

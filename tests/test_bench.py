@@ -7,14 +7,14 @@ import jax
 import pytest
 import soundfile
 
-from soundstorm.bench.config import SECTIONS, BenchConfig
-from soundstorm.bench.measure import decode_flops, forward_flops
-from soundstorm.bench.peer import INSTALL, forward_passes
-from soundstorm.bench.suite import run_bench
-from soundstorm.cli import main
+from apps.bench.config import SECTIONS, BenchConfig
+from apps.bench.measure import decode_flops, forward_flops
+from apps.bench.peer import INSTALL, forward_passes
+from apps.bench.suite import run_bench
+from apps.cli.main import main
 from soundstorm.config import PRESETS
 from soundstorm.decoding import DecodingConfig
-from soundstorm.evaluation.harness import SAMPLE_RATE, espeak
+from apps.evaluation.harness import SAMPLE_RATE, espeak
 from soundstorm.model import init_params
 from soundstorm.validation import InputError
 

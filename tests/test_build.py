@@ -16,6 +16,8 @@ with the files in git and with the imports of the sources:
       the packages above them), and third-party imports come from a
       requirement() of the target;
   (f) the dependency graph has no cycle (Bazel rejects one);
+  (g) every test file is one `pytest_test` (tests/pytest.bzl, run here as Python to
+      see the py_test Bazel would get), so none is written out by hand;
   and each checking function catches a deliberately broken copy.
 
 buildifier: no PyPI package ships it (`buildifier` and `bazel-buildifier`
@@ -46,9 +48,9 @@ except ModuleNotFoundError:  # Python 3.10
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_FILE_NAMES = ("BUILD", "BUILD.bazel")
 # The directories whose Python files must all be in a target.
-PYTHON_DIRS = ("soundstorm", "export", "runtime", "protos", "tests", "benchmarks")
+PYTHON_DIRS = ("soundstorm", "export", "runtime", "protos", "apps", "tests", "benchmarks")
 # Top-level names of the project's own packages.
-PROJECT_PACKAGES = {"soundstorm", "export", "runtime", "protos"}
+PROJECT_PACKAGES = {"soundstorm", "export", "runtime", "protos", "apps"}
 
 PY_RULES = {"py_library", "py_binary", "py_test"}
 RULES = PY_RULES | {"proto_library", "py_proto_library", "filegroup", "compile_pip_requirements"}
@@ -137,11 +139,41 @@ def _evaluate(node: ast.AST, where: str):
     raise BuildError(f"{where}: unsupported expression {ast.unparse(node)!r}")
 
 
-def parse_build(text: str, package: str, path: str, project: Project) -> None:
+def load_macros(bzl: Path) -> dict:
+    """The functions a project .bzl file defines, run as Python (Starlark's syntax is a subset):
+    each call of a macro returns the (rule, attributes) it would declare, so the checks see
+    exactly the targets Bazel would."""
+    calls: list[tuple[str, dict]] = []
+    stubs = {"requirement": Requirement,
+             **{rule: (lambda rule: lambda **kwargs: calls.append((rule, kwargs)))(rule)
+                for rule in RULES}}
+    namespace: dict = {}
+
+    def load(_label, *symbols, **aliases):
+        namespace.update({symbol: stubs[symbol] for symbol in symbols})
+        namespace.update({alias: stubs[symbol] for alias, symbol in aliases.items()})
+
+    namespace["load"] = load
+    exec(compile(bzl.read_text(), str(bzl), "exec"), namespace)
+
+    def expand(function):
+        def macro(**kwargs):
+            calls.clear()
+            function(**kwargs)
+            return list(calls)
+        return macro
+    return {name: expand(value) for name, value in namespace.items()
+            if callable(value) and getattr(value, "__module__", None) is None
+            and name not in stubs and name != "load"}
+
+
+def parse_build(text: str, package: str, path: str, project: Project,
+                root: Path = ROOT) -> None:
     """Adds the targets of one BUILD file to project."""
     project.packages.add(package)
     loaded = project.loaded.setdefault(path, set())
     used = project.used.setdefault(path, set())
+    macros: dict = {}
     for statement in ast.parse(text, filename=path).body:
         where = f"{path}:{statement.lineno}"
         if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant):
@@ -157,15 +189,21 @@ def parse_build(text: str, package: str, path: str, project: Project) -> None:
         if function == "load":
             loaded.update(args[1:])
             loaded.update(kwargs)
+            if args[0].startswith(":") and args[0].endswith(".bzl"):
+                macros.update(load_macros(root / join(package, args[0][1:])))
         elif function == "package":
             pass
         elif function == "exports_files":
             project.exported.update(join(package, f) for f in args[0])
-        elif function in RULES:
-            target = Target(package, function, kwargs["name"], kwargs, where)
-            if target.label in project.targets:
-                raise BuildError(f"{where}: {target.label} is defined twice")
-            project.targets[target.label] = target
+        elif function in RULES or function in macros:
+            declared = macros[function](**kwargs) if function in macros else [(function, kwargs)]
+            for rule, attrs in declared:
+                if function in macros:
+                    attrs = {**attrs, "generator_function": function}
+                target = Target(package, rule, attrs["name"], attrs, where)
+                if target.label in project.targets:
+                    raise BuildError(f"{where}: {target.label} is defined twice")
+                project.targets[target.label] = target
         else:
             raise BuildError(f"{where}: unknown function {function}()")
 
@@ -183,7 +221,7 @@ def load_project(root: Path = ROOT) -> Project:
     for path in build_files(root):
         package = path.parent.relative_to(root).as_posix()
         package = "" if package == "." else package
-        parse_build(path.read_text(), package, path.relative_to(root).as_posix(), project)
+        parse_build(path.read_text(), package, path.relative_to(root).as_posix(), project, root)
     return project
 
 
@@ -211,9 +249,10 @@ def project_python_files(root: Path = ROOT) -> list[str]:
 
 
 def project_data_files(root: Path = ROOT) -> list[str]:
-    """The other files of the Python directories (package data, .proto, .pyi)."""
+    """The other files of the Python directories (package data, .proto, .pyi); Starlark
+    (.bzl) belongs to the BUILD files that load it."""
     return [f for f in git_files(root, "*") if f.split("/", 1)[0] in PYTHON_DIRS
-            and not f.endswith(".py") and Path(f).name not in BUILD_FILE_NAMES]
+            and not f.endswith((".py", ".bzl")) and Path(f).name not in BUILD_FILE_NAMES]
 
 
 # --- the checks: each returns a list of problems -----------------------------
@@ -455,8 +494,8 @@ def check_loads(project: Project) -> list[str]:
 
 
 def check_kinds(project: Project) -> list[str]:
-    """The shape asked of the BUILD: a py_test per tests/test_*.py that runs pytest
-    on it, a py_binary per benchmarks/*.py and for soundstorm/__main__.py, a
+    """The shape asked of the BUILD: a py_test per tests/test_*.py, declared with the
+    pytest_test macro, that runs pytest on it, a py_binary per benchmarks/*.py and for apps/cli/__main__.py, a
     py_proto_library per proto_library."""
     problems = []
     owner = {p: t for t in project.targets.values() for p in t.src_paths()}
@@ -467,10 +506,13 @@ def check_kinds(project: Project) -> list[str]:
             continue
         if re.fullmatch(r"tests/test_\w+\.py", path) and target.kind != "py_test":
             problems.append(f"{path} is in a {target.kind}, not a py_test")
-        if (path.startswith("benchmarks/") or path == "soundstorm/__main__.py") \
+        if (path.startswith("benchmarks/") or path == "apps/cli/__main__.py") \
                 and target.kind != "py_binary" and Path(path).stem not in main_modules:
             problems.append(f"{path} is run as a script but no py_binary runs it")
     for target in project.targets.values():
+        if target.kind == "py_test" and target.attrs.get("generator_function") != "pytest_test":
+            problems.append(f"{target.label} is a hand-written py_test: declare it with "
+                            "pytest_test (tests/pytest.bzl)")
         if target.kind == "py_test" and not (
                 target.attrs.get("main_module") == "pytest" and "pytest" in target.requirements()
                 and all(f"$(rootpath {src})" in target.strings("args") for src in target.strings("srcs"))):
@@ -495,7 +537,7 @@ def allowed() -> set[str]:
 
 
 def test_the_build_files_parse_and_load_the_rules_they_use(project):
-    assert {"soundstorm", "soundstorm/data", "soundstorm/evaluation", "export", "protos", "runtime/codec",
+    assert {"soundstorm", "soundstorm/data", "apps/evaluation", "export", "protos", "runtime/codec",
             "runtime/frontend", "runtime/serving", "tests", "benchmarks"} <= project.packages
     assert check_loads(project) == []
 
@@ -552,9 +594,9 @@ def test_a_file_left_out_of_srcs_is_caught(project):
 
 
 def test_a_file_in_two_targets_is_caught(project):
-    broken = _break(project, "//soundstorm:cli", "srcs", lambda s: s + ["sample.py"])
+    broken = _break(project, "//soundstorm:soundstorm", "srcs", lambda s: s + ["data/loader.py"])
     problems = check_ownership(broken, project_python_files())
-    assert len(problems) == 1 and problems[0].startswith("soundstorm/sample.py is in the srcs of 2 targets")
+    assert len(problems) == 1 and problems[0].startswith("soundstorm/data/loader.py is in the srcs of 2 targets")
 
 
 def test_package_data_left_out_is_caught(project):
@@ -642,3 +684,22 @@ def test_buildifier_finds_nothing_to_fix():
     done = subprocess.run([buildifier, "--mode=check", "--lint=warn", *files],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_macro_declares_what_bazel_would(project):
+    # tests/pytest.bzl run as Python: the py_test Bazel gets for one line of tests/BUILD.
+    target = project.targets["//tests:test_masking"]
+    assert (target.kind, target.strings("srcs"), target.attrs["main_module"]) == \
+        ("py_test", ["test_masking.py"], "pytest")
+    assert target.strings("args") == ["-p", "no:cacheprovider", "$(rootpath test_masking.py)"]
+    assert target.strings("data")[0] == "//:pyproject.toml"
+    assert ":conftest" in target.strings("deps") and "pytest" in target.requirements()
+
+
+def test_a_hand_written_py_test_is_caught(project):
+    broken = copy.deepcopy(project)
+    target = broken.targets["//tests:test_masking"]
+    del target.attrs["generator_function"]
+    assert check_kinds(broken) == [
+        "//tests:test_masking is a hand-written py_test: declare it with pytest_test "
+        "(tests/pytest.bzl)"]

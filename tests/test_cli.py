@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from soundstorm.cli import main
+from apps.cli.main import main
 
 
 def test_train_on_a_corpus_then_sample_from_it(tiny_corpus_dir, tmp_path, capsys):

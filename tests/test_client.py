@@ -14,7 +14,7 @@ from runtime.client import (Client, ClientError, VoicePrompt, parse_transcript, 
                             write_audio)
 from runtime.client import backends
 from runtime.serving.server import ModelServer, ServerOptions, single_model_config
-from soundstorm.cli import main
+from apps.cli.main import main
 from tests.conftest import OTHER_SPEECH_TEXT, SPEECH_TEXT
 
 @pytest.fixture(scope="module")

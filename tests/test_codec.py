@@ -9,7 +9,7 @@ import pytest
 from runtime.codec import CodecError, LyraCodec, group_levels, to_mono, ungroup_levels
 from runtime.codec.fetch import fetch
 from runtime.codec.lyra import LYRA_SHA256, default_codec_dir
-from soundstorm.evaluation import mel_cepstral_distortion
+from apps.evaluation import mel_cepstral_distortion
 
 RATE = 16_000
 

@@ -8,9 +8,9 @@ import pytest
 
 from runtime.frontend import get_speaker
 from soundstorm.config import ConfigError, get_preset
-from soundstorm.data.corpus import (EVALUATION_VOICES, TRAINING_VOICES, CorpusConfig, build_corpus,
+from apps.corpus.build import (EVALUATION_VOICES, TRAINING_VOICES, CorpusConfig, build_corpus,
                                     plan)
-from soundstorm.data.coverage import coverage
+from apps.corpus.coverage import coverage
 from soundstorm.data.loader import SpeechCorpus, training_batches, unigram_entropy
 from soundstorm.train import check_batch_inputs
 from soundstorm.validation import InputError

@@ -14,7 +14,8 @@ import tensorflow as tf
 
 from export import ExportConfig, ExportError, export_savedmodel, read_contract
 from export.modules import modules_of_saved_model
-from export.warmup import WARMUP_FILE, read_warmup
+from export.warmup import read_warmup
+from runtime.savedmodel.layout import WARMUP_FILE
 from soundstorm.config import ConfigError
 from soundstorm.decoding import DecodingConfig, generate
 from soundstorm.model import SoundStorm, frame_mask_from_lengths
@@ -306,7 +307,7 @@ def test_metadata_signature_returns_the_contract_written_to_assets_extra(exporte
 
 
 def test_warmup_records_parse_and_replay(exported, loaded):
-    logs = read_warmup(exported[2] / "assets.extra" / WARMUP_FILE)
+    logs = read_warmup(exported[2] / WARMUP_FILE)
     # (serving_default, generate_fast) x 2 buckets + 2 fixed buckets, x batch sizes 1 and 2.
     assert len(logs) == 12
     seen = set()

@@ -18,8 +18,8 @@ import pytest
 
 from export.contract import read_contract
 from runtime.client import Client
-from soundstorm.evaluation.harness import SAMPLE_RATE, espeak
-from soundstorm.evaluation.speaker import speaker_similarity
+from apps.evaluation.harness import SAMPLE_RATE, espeak
+from apps.evaluation.speaker import speaker_similarity
 
 MODEL = Path(__file__).resolve().parent.parent / "models" / "soundstorm"
 VERSION = MODEL / "1"

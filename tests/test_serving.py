@@ -23,7 +23,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 from tensorflow_serving.config import model_server_config_pb2
 
 from runtime.serving.batching import BatchingOptions
-from runtime.serving.errors import ServingError
+from protos.status import StatusError
 from runtime.serving.server import ModelServer, ServerOptions, single_model_config
 
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
@@ -441,7 +441,7 @@ def test_graceful_shutdown_finishes_in_flight_requests(served_version, tmp_path,
 def test_serve_command_runs_and_stops_on_sigterm(served_version, tmp_path):
     base = base_with(served_version, tmp_path)
     process = subprocess.Popen(
-        [sys.executable, "-m", "soundstorm", "serve", "--model_base_path", str(base),
+        [sys.executable, "-m", "apps.cli", "serve", "--model_base_path", str(base),
          "--port", "0", "--host", "127.0.0.1", "--xla_cpu_compilation_enabled=true"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
@@ -456,7 +456,7 @@ def test_serve_command_runs_and_stops_on_sigterm(served_version, tmp_path):
 
 
 def test_serve_command_refuses_bad_flags(tmp_path, capsys):
-    from soundstorm.cli import main
+    from apps.cli.main import main
     assert main(["serve", "--model_base_path", str(tmp_path / "none")]) == 2
     assert "not a folder" in capsys.readouterr().err
     config = tmp_path / "models.config"
@@ -469,13 +469,14 @@ def test_serve_command_refuses_bad_flags(tmp_path, capsys):
 def test_the_documented_dev_server_command_parses_and_reads_the_configs(monkeypatch):
     import shlex
     from runtime.serving.cli import options_from_flags
+    from runtime.serving.flags import ServerFlags
     from runtime.serving.server import read_model_config
-    from soundstorm.cli import build_parser
+    from apps.cli.main import build_parser
     root = Path(__file__).resolve().parent.parent
     readme = (root / "serving_configs" / "README.md").read_text()
     line = next(line for line in readme.splitlines() if line.startswith("soundstorm serve"))
     monkeypatch.chdir(root)  # the documented command runs from the repository root
-    args = build_parser().parse_args(shlex.split(line)[1:])
+    args = ServerFlags.from_namespace(build_parser().parse_args(shlex.split(line)[1:]))
     options = options_from_flags(args)
     assert options.batching.max_batch_size == 16 and options.batching.pad_variable_length_inputs
     assert options.metrics_path == "/monitoring/prometheus/metrics"
@@ -538,7 +539,8 @@ def _states(manager, name="m"):
 
 
 def test_versions_are_numbers_so_10_is_newer_than_9(tmp_path, fake_loads):
-    from runtime.serving.manager import ModelManager, versions_on_disk
+    from runtime.savedmodel.layout import versions_on_disk
+    from runtime.serving.manager import ModelManager
     base = tmp_path / "m"
     _versions(base, 9, 10, 100, 2)
     (base / ".export-11").mkdir()  # an export's staging folder and other names: not versions
@@ -594,7 +596,7 @@ def test_a_roll_out_unloads_only_the_versions_the_policy_no_longer_wants(tmp_pat
     assert manager.resolve("m", 2) is two  # kept as it was, not reloaded
     assert fake_loads == [1, 2, 3]
     assert changes == [[1, 2], [2, 3]]
-    with pytest.raises(ServingError, match=r"Specific\(m, 1\)"):
+    with pytest.raises(StatusError, match=r"Specific\(m, 1\)"):
         manager.resolve("m", 1)
     # Specific versions: exactly those, whichever are newest.
     manager.reload_config(_model_config(base, specific=(1, 3)))
@@ -603,7 +605,7 @@ def test_a_roll_out_unloads_only_the_versions_the_policy_no_longer_wants(tmp_pat
     shutil.rmtree(base)
     manager.poll()
     assert manager.available() == {"m": []}
-    with pytest.raises(ServingError, match=r"Latest\(m\)"):
+    with pytest.raises(StatusError, match=r"Latest\(m\)"):
         manager.resolve("m")
 
 
@@ -699,7 +701,7 @@ def test_concurrent_requests_are_merged_into_full_batches(batcher):
         np.testing.assert_array_equal(result["y"], request["x"] * 10)
     # A request of exactly max_batch_size is taken; one row more is refused.
     np.testing.assert_array_equal(batcher_.submit(_x(7, 8, 9))["y"], _x(7, 8, 9)["x"] * 10)
-    with pytest.raises(ServingError, match="Task size 4 is larger than maximum batch size 3"):
+    with pytest.raises(StatusError, match="Task size 4 is larger than maximum batch size 3"):
         batcher_.submit(_x(1, 2, 3, 4))
     assert record.sizes() == [3, 3, 3]
 

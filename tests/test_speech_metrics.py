@@ -8,9 +8,9 @@ import pytest
 
 from runtime.codec import to_mono
 from runtime.frontend import get_speaker, synthesize
-from soundstorm.evaluation import (dnsmos, mel_cepstral_distortion, speaker_embedding,
+from apps.evaluation import (dnsmos, mel_cepstral_distortion, speaker_embedding,
                                    speaker_similarity)
-from soundstorm.evaluation import spectral, speaker
+from apps.evaluation import spectral, speaker
 from tests.conftest import OTHER_SPEECH_TEXT, SPEECH_TEXT
 
 

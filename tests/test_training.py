@@ -12,8 +12,12 @@ import pytest
 
 from soundstorm.config import PRESETS, ConfigError
 from soundstorm.decoding import DecodingConfig, generate
-from soundstorm.synthetic import Batch, synthetic_batches
-from soundstorm.train import TrainConfig, Trainer, learning_rate_at, load_params
+from soundstorm.batch import Batch
+from soundstorm.config import TrainConfig
+from soundstorm.run_dir import RunDirectory
+from soundstorm.synthetic import synthetic_batches
+from soundstorm.train import Trainer
+from soundstorm.train_state import learning_rate_at
 from soundstorm.validation import InputError
 
 from conftest import MEMORISE_CONFIG
@@ -62,8 +66,32 @@ def test_checkpoint_resume_equals_uninterrupted_training(tmp_path, tiny_config):
     assert resumed.step == straight.step == 6
     jax.tree_util.tree_map(np.testing.assert_array_equal, resumed.params, straight.params)
     assert [r["step"] for r in resumed.metrics] == [1, 2, 3, 4, 5, 6]
-    loaded = load_params(tmp_path / "resumed", tiny_config, SHORT)
+    loaded, step = RunDirectory(tmp_path / "resumed").restore()
+    assert step == 6
     jax.tree_util.tree_map(np.testing.assert_array_equal, loaded, straight.params)
+
+
+def test_a_run_directory_reads_back_without_a_trainer(tmp_path, tiny_config, monkeypatch):
+    result = Trainer(tiny_config, SHORT, tmp_path).run(short_batches(tiny_config), progress=False)
+    run = RunDirectory(tmp_path)
+    assert run.read_config() == (tiny_config, SHORT)
+    assert run.checkpoint_steps() == [3, 6]  # checkpoint_every 3, keep 2
+    assert run.read_data_record() is None  # synthetic data: no corpus contract
+    assert run.write_data_record({"codec": {"name": "x"}}) == tmp_path / "data.json"
+    assert run.read_data_record() == {"codec": {"name": "x"}}
+    # Reading must not build a trainer (no mesh, no compiled step).
+    monkeypatch.setattr(Trainer, "__init__", lambda *args, **kwargs: pytest.fail("a Trainer"))
+    params, step = run.restore(3)
+    assert step == 3
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(params),
+                                                        jax.tree_util.tree_leaves(result.params)))
+    config, latest = run.load()
+    assert config == tiny_config
+    jax.tree_util.tree_map(np.testing.assert_array_equal, latest, result.params)
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint of step 4 .*\[3, 6\]"):
+        run.restore(4)
+    with pytest.raises(FileNotFoundError, match="config.json missing"):
+        RunDirectory(tmp_path / "elsewhere").load()
 
 
 def test_resuming_with_another_config_is_refused(tmp_path, tiny_config):
@@ -85,9 +113,9 @@ def test_bfloat16_training_lowers_the_loss(tmp_path, tiny_config):
 
 _TWO_DEVICE_SCRIPT = textwrap.dedent("""
     import sys, jax, numpy as np
-    from soundstorm.config import PRESETS
+    from soundstorm.config import PRESETS, TrainConfig
     from soundstorm.synthetic import synthetic_batches
-    from soundstorm.train import TrainConfig, Trainer
+    from soundstorm.train import Trainer
     assert len(jax.devices()) == 2, jax.devices()
     config = PRESETS["tiny"]
     train_config = TrainConfig(batch_size=4, total_steps=6, warmup_steps=2, checkpoint_every=3,

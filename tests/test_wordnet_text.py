@@ -4,8 +4,8 @@ import pytest
 
 from runtime.frontend.text_check import check_text
 from soundstorm.config import ConfigError
-from soundstorm.data.corpus import CorpusConfig, split_texts
-from soundstorm.data.wordnet_text import example_sentences, split_open_vocabulary, words
+from apps.corpus.build import CorpusConfig, split_texts
+from apps.corpus.wordnet_text import example_sentences, split_open_vocabulary, words
 
 
 @pytest.fixture(scope="module")

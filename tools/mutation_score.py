@@ -65,7 +65,7 @@ TARGETS = {
                      traced_by_jax=False),
     "client-retries": Target("runtime/client/backends.py", ("tests/test_client.py",), 0.8,
                              traced_by_jax=False),
-    "recogniser-metrics": Target("soundstorm/evaluation/asr.py", ("tests/test_asr.py",), 0.8,
+    "recogniser-metrics": Target("apps/evaluation/asr.py", ("tests/test_asr.py",), 0.8,
                                  timeout_s=180.0, traced_by_jax=False),
 }
 

@@ -14,7 +14,9 @@ import grpc
 import numpy as np
 
 from protos import model_contract_pb2
-from runtime.client.errors import ClientError, bad_input
+from protos.status import StatusError
+from runtime.client.errors import ClientError
+from runtime.savedmodel.layout import find_version_dir
 
 # Retries on UNAVAILABLE only (a server starting, restarting or overloaded); any other code
 # is an answer, not a transient failure.
@@ -28,39 +30,25 @@ def _contract_from(outputs: dict[str, np.ndarray]) -> model_contract_pb2.ModelCo
     return model_contract_pb2.ModelContract.FromString(bytes(outputs["contract"][0]))
 
 
-def find_version_dir(model_dir: Path) -> Path:
-    """A version folder itself, or the newest integer version under a model's base path."""
-    model_dir = Path(model_dir)
-    if (model_dir / "saved_model.pb").is_file():
-        return model_dir
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"no model at {model_dir}")
-    versions = sorted((int(p.name) for p in model_dir.iterdir() if p.name.isdigit()),
-                      reverse=True)
-    if not versions:
-        raise FileNotFoundError(f"no SavedModel version under {model_dir} (expected "
-                                "saved_model.pb or integer version folders)")
-    return model_dir / str(versions[0])
-
-
 class EmbeddedBackend:
     """The SavedModel loaded in this process (TensorFlow runs the decoding loop), through the
-    same Servable the model server uses."""
+    same Servable the model server uses (runtime.savedmodel)."""
 
     def __init__(self, model_dir: Path):
-        from runtime.serving.servable import Servable
+        from runtime.savedmodel.layout import parse_version
+        from runtime.savedmodel.servable import Servable
         self.path = find_version_dir(model_dir)
-        version = int(self.path.name) if self.path.name.isdigit() else 0
+        version = parse_version(self.path.name) or 0
         self._servable = Servable(self.path.parent.name, version, self.path)
 
     def generate(self, inputs: dict[str, np.ndarray], signature: str = "serving_default"
                  ) -> dict[str, np.ndarray]:
-        from runtime.serving.errors import ServingError, message_of, status_code_of
+        from runtime.savedmodel.tf_status import message_of, status_code_of
         try:
             signature = self._servable.check_signature(signature)
             self._servable.check_inputs(signature, inputs)
             return self._servable.run(signature, inputs)
-        except ServingError as error:
+        except StatusError as error:
             raise ClientError(error.code, error.message) from None
         except Exception as error:  # TF's errors (the SavedModel's checks) keep their code
             import tensorflow as tf

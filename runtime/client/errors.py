@@ -1,15 +1,19 @@
-"""The client's one error type: it keeps the gRPC status code and the server's message."""
+"""The client's error: the project's StatusError, keeping the code and message it was answered
+with (or INVALID_ARGUMENT for input the client refuses before sending)."""
 
 from __future__ import annotations
 
 import grpc
 
+from protos.status import StatusError
 
-class ClientError(Exception):
+
+class ClientError(StatusError):
     def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
+        super().__init__(message, code)
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
 
 
 def bad_input(message: str) -> ClientError:

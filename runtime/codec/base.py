@@ -6,8 +6,10 @@ import abc
 
 import numpy as np
 
+from protos.status import StatusError
 
-class CodecError(ValueError):
+
+class CodecError(StatusError, ValueError):
     """A codec could not be loaded or was given input it cannot take."""
 
 

@@ -27,6 +27,9 @@ import ctypes
 import dataclasses
 from pathlib import Path
 
+import grpc
+
+from protos.status import StatusError
 from runtime.frontend.errors import FrontendError
 
 LIBRARY_SONAME = "libespeak-ng.so.1"
@@ -65,9 +68,13 @@ VOICE_VARIANT_SEPARATOR = "+"
 class EspeakUnavailable(FrontendError):
     """The library could not be loaded or initialised; the message says why and what to install."""
 
+    code = grpc.StatusCode.FAILED_PRECONDITION
 
-class EspeakCallError(RuntimeError):
+
+class EspeakCallError(StatusError, RuntimeError):
     """An espeak call returned an error code for this request."""
+
+    code = grpc.StatusCode.INTERNAL
 
 
 class _EventId(ctypes.Union):

@@ -24,7 +24,7 @@ import numpy as np
 from google.protobuf import text_format
 
 from protos import tf_serving_config_pb2
-from runtime.serving.errors import invalid_argument, unavailable
+from protos.status import invalid_argument, unavailable
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,8 +22,9 @@ import grpc
 from tensorflow_serving.apis import get_model_status_pb2, status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from runtime.serving.errors import invalid_argument, not_found
-from runtime.serving.servable import Servable
+from protos.status import invalid_argument, not_found
+from runtime.savedmodel.layout import version_dirs
+from runtime.savedmodel.servable import Servable
 
 State = get_model_status_pb2.ModelVersionStatus.State
 
@@ -40,12 +41,6 @@ class VersionRecord:
 class ModelEntry:
     config: model_server_config_pb2.ModelConfig
     versions: dict[int, VersionRecord] = dataclasses.field(default_factory=dict)
-
-
-def versions_on_disk(base_path: Path) -> list[int]:
-    if not base_path.is_dir():
-        return []
-    return sorted(int(p.name) for p in base_path.iterdir() if p.is_dir() and p.name.isdigit())
 
 
 def aspired_versions(policy: model_server_config_pb2.FileSystemStoragePathSourceConfig
@@ -119,13 +114,13 @@ class ModelManager:
                 self._poll_model(name, entry)
 
     def _poll_model(self, name: str, entry: ModelEntry) -> None:
-        on_disk = versions_on_disk(Path(entry.config.base_path))
+        on_disk = version_dirs(Path(entry.config.base_path))
         failed = {v for v, r in entry.versions.items() if r.state == State.END and r.error}
         aspired = aspired_versions(entry.config.model_version_policy,
                                    [v for v in on_disk if v not in failed])
         for version in sorted(aspired - {v for v, r in entry.versions.items()
                                          if r.state == State.AVAILABLE}):
-            self._load(name, entry, version)
+            self._load(name, entry, version, on_disk[version])
         with self._lock:
             if any(entry.versions.get(v) and entry.versions[v].state == State.AVAILABLE
                    for v in aspired) or not aspired:
@@ -135,11 +130,10 @@ class ModelManager:
                         self._log(f"[serve] unloaded {name} version {version}")
         self._on_change()
 
-    def _load(self, name: str, entry: ModelEntry, version: int) -> None:
+    def _load(self, name: str, entry: ModelEntry, version: int, path: Path) -> None:
         record = VersionRecord(version, State.LOADING)
         with self._lock:
             entry.versions[version] = record
-        path = Path(entry.config.base_path) / str(version)
         try:
             servable = Servable(name, version, path)
             count, seconds = servable.warm_up()

@@ -25,8 +25,8 @@ import numpy as np
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_status_pb2
 
-from runtime.serving.errors import (ServingError, invalid_argument, message_of, not_found,
-                                    status_code_of)
+from protos.status import StatusError, invalid_argument, not_found
+from runtime.savedmodel.tf_status import message_of, status_code_of
 
 _MODEL_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
@@ -100,9 +100,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise not_found(f"no such path {self.path!r}; see TF Serving's REST API")
             length = int(self.headers.get("Content-Length") or 0)
             if length > self.model_server.options.max_message_bytes:
-                raise ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                   f"request of {length} bytes is over the limit of "
-                                   f"{self.model_server.options.max_message_bytes}")
+                raise StatusError(f"request of {length} bytes is over the limit of "
+                                  f"{self.model_server.options.max_message_bytes}",
+                                  grpc.StatusCode.RESOURCE_EXHAUSTED)
             body = self.rfile.read(length) if length else b""
             self._reply(200, json.dumps(action(match, body)).encode())
         except Exception as error:  # the server stays up whatever a request does
@@ -193,9 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             outputs = future.result(timeout=self.model_server.options.rest_timeout_seconds)
         except concurrent.futures.TimeoutError:
-            raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED,
-                               f"prediction took longer than the REST timeout of "
-                               f"{self.model_server.options.rest_timeout_seconds:g} s") from None
+            raise StatusError(f"prediction took longer than the REST timeout of "
+                              f"{self.model_server.options.rest_timeout_seconds:g} s",
+                              grpc.StatusCode.DEADLINE_EXCEEDED) from None
         if "instances" in request:
             count = len(request["instances"])
             return {"predictions": [{key: _jsonable(value[i]) for key, value in outputs.items()}

@@ -26,10 +26,11 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 from tensorflow_serving.config import model_server_config_pb2
 
 from runtime.serving.batching import Batcher, BatchingOptions
-from runtime.serving.errors import ServingError, invalid_argument, message_of, status_code_of
+from protos.status import invalid_argument, not_found
+from runtime.savedmodel.tf_status import message_of, status_code_of
 from runtime.serving.manager import ModelManager
 from runtime.serving.metrics import ServerMetrics
-from runtime.serving.servable import Servable
+from runtime.savedmodel.servable import Servable
 
 # 64 MiB: a 60 s request of the paper's model is ~100 KB, its answer ~150 KB; far past that
 # is a mistake or an attack, answered RESOURCE_EXHAUSTED by gRPC itself.
@@ -256,9 +257,9 @@ def read_model_config(path: Path) -> model_server_config_pb2.ModelServerConfig:
     from google.protobuf import text_format
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no model config file at {path}")
+        raise not_found(f"no model config file at {path}")
     try:
         config = text_format.Parse(path.read_text(), model_server_config_pb2.ModelServerConfig())
     except text_format.ParseError as error:
-        raise ValueError(f"{path} is not a ModelServerConfig text proto: {error}") from None
+        raise invalid_argument(f"{path} is not a ModelServerConfig text proto: {error}") from None
     return config

@@ -1,1 +1,2 @@
-"""Speech data: built-in sentences, the espeak-ng + Lyra corpus builder, and its training loader."""
+"""Training data for the JAX core: the corpus format and the loader that serves batches
+(the corpus is built by apps/corpus)."""

@@ -23,13 +23,13 @@ from typing import Iterator
 
 import numpy as np
 
+from soundstorm.batch import Batch
 from soundstorm.config import ConfigError, SoundStormConfig
-from soundstorm.data.corpus import MANIFEST
-from soundstorm.synthetic import Batch
+from soundstorm.data.corpus_format import MANIFEST
+from soundstorm.run_dir import RunDirectory
 from soundstorm.validation import InputError
 
 # In a training run directory: the token contract of the corpus it was trained on.
-DATA_RECORD = "data.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,12 +92,9 @@ class SpeechCorpus:
     def record_token_contract(self, workdir) -> Path:
         """Writes workdir/data.json: the codec and semantic settings a model trained on this
         corpus expects (the export puts them in the model's metadata)."""
-        path = Path(workdir) / DATA_RECORD
-        path.parent.mkdir(parents=True, exist_ok=True)
         record = {"corpus": str(self.directory.resolve()), "codec": self.manifest["codec"],
                   "semantic": self.manifest["semantic"]}
-        path.write_text(json.dumps(record, indent=1) + "\n")
-        return path
+        return RunDirectory(workdir).write_data_record(record)
 
     def examples(self, split: str) -> list[Example]:
         if split not in self.manifest["splits"]:
@@ -190,6 +187,21 @@ def training_batches(examples: list[Example], config: SoundStormConfig, batch_si
                 batches.append((padded, pairs[start:start + batch_size]))
         for order in rng.permutation(len(batches)):
             yield _collate(*batches[order], ratio, config.num_levels)
+
+
+# Corpus batches are padded to whole multiples of this many seconds.
+BUCKET_SECONDS = 1
+
+
+def bucketed_batches(examples: list[Example], config: SoundStormConfig, batch_size: int, *,
+                     max_seconds: float = 10.0, seed: int = 0) -> Iterator[Batch]:
+    """`training_batches` in buckets of BUCKET_SECONDS, the longest pair (prompt + target)
+    `max_seconds` rounded down to whole buckets (at least one): what `soundstorm train` feeds
+    the trainer from a corpus."""
+    bucket = BUCKET_SECONDS * config.frame_rate_hz
+    max_frames = max(bucket, int(max_seconds * config.frame_rate_hz) // bucket * bucket)
+    return training_batches(examples, config, batch_size, seed=seed, max_frames=max_frames,
+                            bucket_frames=bucket)
 
 
 def _collate(num_frames: int, pairs, ratio: int, num_levels: int) -> Batch:

@@ -9,18 +9,15 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
-from runtime.serving.errors import invalid_argument
-
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
-# TF Serving replays at most this many warm-up records.
-MAX_WARMUP_RECORDS = 1000
+from protos.status import invalid_argument
+from runtime.savedmodel.layout import MAX_WARMUP_RECORDS, SAVED_MODEL_FILE, WARMUP_FILE
 
 
 def read_signature_defs(version_dir: Path) -> dict[str, meta_graph_pb2.SignatureDef]:
     """The SignatureDefs of the "serve" meta graph, as GetModelMetadata reports them
     (without `__saved_model_init_op`, TF's internal initialiser entry)."""
     saved = saved_model_pb2.SavedModel()
-    saved.ParseFromString((version_dir / "saved_model.pb").read_bytes())
+    saved.ParseFromString((version_dir / SAVED_MODEL_FILE).read_bytes())
     for graph in saved.meta_graphs:
         if "serve" in graph.meta_info_def.tags:
             return {name: signature for name, signature in graph.signature_def.items()

@@ -20,7 +20,7 @@ name and renamed when complete; a build that crashes is resumed by running the
 same command, which skips the shards already on disk, so no example is lost or
 written twice. The manifest is rewritten after every shard and marked complete
 at the end, with the phoneme and diphone coverage of each split
-(soundstorm/data/coverage.py).
+(apps/corpus/coverage.py).
 """
 
 from __future__ import annotations
@@ -35,17 +35,15 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from apps.corpus.coverage import coverage
+from apps.corpus.sentences import sentence
+from apps.corpus.wordnet_text import example_sentences, split_open_vocabulary
 from runtime.codec import Codec, LyraCodec, to_mono
 from runtime.frontend import (ENGLISH_VOICES, SPEAKERS, VARIANTS, generated_speaker, get_speaker,
                               load_vocabulary, semantic_tokens, synthesize)
 from soundstorm.config import ConfigError
-from soundstorm.data.coverage import coverage
-from soundstorm.data.sentences import sentence
-from soundstorm.data.wordnet_text import example_sentences, split_open_vocabulary
+from soundstorm.data.corpus_format import CORPUS_FORMAT_VERSION, MANIFEST, SPLITS, shard_name
 
-CORPUS_FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-SPLITS = ("train", "eval_seen_speakers", "eval_unseen_speakers")
 
 
 # espeak-ng's English voices for generated speakers. West Midlands is left out:
@@ -65,8 +63,8 @@ class CorpusConfig:
     """What a corpus holds. The defaults are the reference model's corpus (docs/data.md).
 
     text: "wordnet" (open vocabulary, WordNet's example sentences, held-out words
-    never in training; soundstorm/data/wordnet_text.py) or "generator" (the
-    built-in closed-vocabulary generator, soundstorm/data/sentences.py).
+    never in training; apps/corpus/wordnet_text.py) or "generator" (the
+    built-in closed-vocabulary generator, apps/corpus/sentences.py).
     speakers: "generated" (espeak voices x variants x pitch x range x rate, with
     `num_heldout_variants` variants kept out of training) or "builtin" (the 28
     named speakers of runtime/frontend/speakers.py).
@@ -232,10 +230,6 @@ def encode_example(job: Job, codec: Codec, vocabulary, semantic_rate_hz: int):
     audio = np.pad(audio, (0, num_semantic * samples_per_semantic - audio.size))
     semantic = semantic_tokens(utterance, vocabulary, semantic_rate_hz, num_frames=num_semantic)
     return semantic.astype(np.int32), codec.encode(audio, codec.sample_rate)
-
-
-def shard_name(split: str, index: int) -> str:
-    return f"{split}-{index:05d}.npz"
 
 
 def _write_shard(path: Path, jobs: list[Job], encoded: list[tuple[np.ndarray, np.ndarray]]):

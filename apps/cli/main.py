@@ -1,0 +1,34 @@
+"""The `soundstorm` command line: one module per command group, each a thin shell over library
+calls; errors are caught here, once."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from apps.cli import codec, exporting, measuring, serving, speech, training
+from protos.status import StatusError
+
+# In the order `soundstorm --help` lists them: make data, train, listen, export, serve, speak,
+# measure.
+GROUPS = (training, exporting, serving, speech, measuring, codec)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="soundstorm", description="SoundStorm: train, export, serve and synthesize.")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for group in GROUPS:
+        group.add_commands(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    # Every error raised on purpose is a StatusError (protos/status.py); OSError is a file
+    # the user named that cannot be read or written.
+    except (StatusError, OSError) as error:
+        print(f"soundstorm {args.command}: error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,121 @@
+"""`soundstorm synthesize` and `soundstorm dialogue`: text and a voice -> speech, through the
+client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from soundstorm.validation import InputError
+
+
+def add_client_options(parser) -> None:
+    parser.add_argument("--model", type=Path, default=Path("models/soundstorm"),
+                        help="SavedModel to run in-process: a model base path or version folder "
+                             "(default models/soundstorm, the committed reference model)")
+    parser.add_argument("--server", default=None,
+                        help="HOST:PORT of a TF Serving endpoint (ours or tensorflow_model_server) "
+                             "instead of --model; dns:///NAME:PORT balances over a fleet")
+    parser.add_argument("--model-name", default="soundstorm", help="model name on --server")
+    parser.add_argument("--deadline", type=float, default=600.0, help="seconds per call")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=None)
+
+
+def client_from_args(args):
+    import os
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from runtime.client import Client
+    if args.server:
+        return Client(args.server, args.model_name, deadline_seconds=args.deadline)
+    return Client.embedded(args.model)
+
+
+def _add_synthesize(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "synthesize", help="speak text (or semantic tokens) in a voice prompt's voice",
+        description="Text or a semantic-token file plus a voice prompt -> a wav. Runs the "
+                    "SavedModel in-process by default, or calls --server over gRPC. Audio "
+                    "longer than the model's maximum is generated in windows (docs/client.md).")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="what to say")
+    source.add_argument("--text-file", type=Path, help="a file holding what to say")
+    source.add_argument("--semantic-file", type=Path,
+                        help="a .npy file of semantic token ids (1-D) instead of text")
+    parser.add_argument("--voice", type=Path, required=True,
+                        help="voice prompt audio (wav, flac, ...; any rate, mono or stereo)")
+    parser.add_argument("--voice-text", default=None, help="what the voice prompt says, if known")
+    parser.add_argument("--prompt-seconds", type=float, default=None,
+                        help="use this much of the voice (default: the model's prompt budget)")
+    parser.add_argument("--out", type=Path, required=True, help="output wav")
+    add_client_options(parser)
+    parser.set_defaults(handler=_synthesize)
+
+
+def _synthesize(args) -> int:
+    import numpy as np
+    from tqdm.auto import tqdm
+    from runtime.client import Timings, write_audio
+
+    client = client_from_args(args)
+    voice = client.voice_prompt(args.voice, transcript=args.voice_text,
+                                prompt_seconds=args.prompt_seconds)
+    text, semantic = args.text, None
+    if args.text_file is not None:
+        if not args.text_file.is_file():
+            raise FileNotFoundError(f"no text file at {args.text_file}")
+        text = args.text_file.read_text()
+    if args.semantic_file is not None:
+        if not args.semantic_file.is_file():
+            raise FileNotFoundError(f"no semantic-token file at {args.semantic_file}")
+        semantic = np.load(args.semantic_file, allow_pickle=False)
+    timings, chunks = Timings(), []
+    windows = client.stream(text, voice, semantic_tokens=semantic, seed=args.seed,
+                            temperature=args.temperature, timings=timings)  # checks inputs
+    with tqdm(desc="synthesizing", unit=" window") as progress:
+        for chunk in windows:
+            chunks.append(chunk)
+            progress.update()
+    waveform = np.concatenate(chunks)
+    write_audio(args.out, waveform, client.sample_rate)
+    print(f"wrote {args.out}: {waveform.size / client.sample_rate:.2f} s of audio in "
+          f"{len(chunks)} window(s); model {timings.model_s:.2f} s, codec {timings.codec_s:.2f} s, "
+          f"frontend {timings.frontend_s:.2f} s")
+    return 0
+
+
+def _add_dialogue(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "dialogue", help="speak a transcript with speaker turns, one voice per speaker",
+        description="A transcript of lines 'SPEAKER: text' and one voice prompt per speaker -> "
+                    "one wav with the turns in order.")
+    parser.add_argument("--transcript", type=Path, required=True)
+    parser.add_argument("--voice", action="append", required=True, metavar="SPEAKER=AUDIO",
+                        help="a speaker's voice prompt (repeat per speaker)")
+    parser.add_argument("--out", type=Path, required=True)
+    add_client_options(parser)
+    parser.set_defaults(handler=_dialogue)
+
+
+def _dialogue(args) -> int:
+    from runtime.client import write_audio
+    if not args.transcript.is_file():
+        raise FileNotFoundError(f"no transcript at {args.transcript}")
+    voices = {}
+    for item in args.voice:
+        speaker, _, path = item.partition("=")
+        if not speaker or not path:
+            raise InputError(f"--voice takes SPEAKER=AUDIO, got {item!r}")
+        voices[speaker] = Path(path)
+    client = client_from_args(args)
+    prompts = {speaker: client.voice_prompt(path) for speaker, path in voices.items()}
+    speech = client.dialogue(args.transcript.read_text(), prompts, seed=args.seed,
+                             temperature=args.temperature)
+    write_audio(args.out, speech.waveform, speech.sample_rate)
+    print(f"wrote {args.out}: {speech.windows} turns, "
+          f"{speech.waveform.size / speech.sample_rate:.2f} s")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    _add_synthesize(subparsers)
+    _add_dialogue(subparsers)

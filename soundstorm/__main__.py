@@ -1,3 +1,0 @@
-from soundstorm.cli import main
-
-raise SystemExit(main())
