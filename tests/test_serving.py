@@ -538,6 +538,18 @@ def _states(manager, name="m"):
     return {s.version: s.state for s in manager.status(name)}
 
 
+def test_a_version_folder_is_loaded_from_its_own_name(tmp_path, fake_loads):
+    """`0002` is version 2 (ParseVersionNumber: absl::SimpleAtoi,
+    file_system_storage_path_source.cc), loaded from `0002/`, not looked up as `2/`."""
+    from runtime.serving.manager import ModelManager
+    base = tmp_path / "m"
+    (base / "0002").mkdir(parents=True)
+    manager = ModelManager(_model_config(base), log=lambda message: None)
+    manager.poll()
+    assert manager.available() == {"m": [2]}
+    assert manager.resolve("m").path == base / "0002"
+
+
 def test_versions_are_numbers_so_10_is_newer_than_9(tmp_path, fake_loads):
     from runtime.savedmodel.layout import versions_on_disk
     from runtime.serving.manager import ModelManager
