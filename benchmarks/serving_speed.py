@@ -56,11 +56,10 @@ def main() -> None:
     workdir = ensure_run(args.workdir)
     config, _ = RunDirectory(workdir).read_config()
     base = Path(tempfile.mkdtemp(prefix="serving-bench-"))
-    export_savedmodel(workdir, base, ExportConfig(max_seconds=args.seconds,
-                                                  max_prompt_seconds=args.seconds / 3,
-                                                  bucket_seconds=(args.seconds,),
-                                                  platforms=("cpu",)), log=None)
-    model_config = single_model_config("soundstorm", base / "soundstorm")
+    version_dir = export_savedmodel(workdir, base, ExportConfig(
+        max_seconds=args.seconds, max_prompt_seconds=args.seconds / 3,
+        bucket_seconds=(args.seconds,), platforms=("cpu",)), log=None)
+    model_config = single_model_config("soundstorm", version_dir.parent)
 
     def proto_of(arrays):
         request = predict_pb2.PredictRequest()
@@ -81,7 +80,7 @@ def main() -> None:
     prompt_frames = _prompt_frames(config, args.seconds)
     arrays = random_request(config, args.seconds, 0, prompt_frames=prompt_frames)
     request = proto_of(arrays)
-    signature = tf.saved_model.load(str(base / "soundstorm" / "1")).signatures["serving_default"]
+    signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     tensors = {key: tf.constant(value) for key, value in arrays.items()}
     direct = lambda: signature(**tensors)["acoustic_tokens"].numpy()
     remote = lambda: stub.Predict(request, timeout=600)

@@ -12,6 +12,7 @@ from google.protobuf import json_format
 
 from export.config import DEFAULT_SIGNATURE, ResolvedExport
 from protos import model_contract_pb2
+from runtime.savedmodel.layout import ASSETS_EXTRA, ModelNotFoundError
 from soundstorm.config import ConfigError
 
 # In assets.extra/ of every export, beside TF Serving's warm-up records.
@@ -88,7 +89,7 @@ def contract_json(contract: model_contract_pb2.ModelContract) -> str:
 
 def read_contract(model_dir: Path) -> model_contract_pb2.ModelContract:
     """The contract of an exported version directory, from assets.extra/."""
-    path = Path(model_dir) / "assets.extra" / CONTRACT_FILE
+    path = Path(model_dir) / ASSETS_EXTRA / CONTRACT_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"no model contract at {path}: not a SoundStorm export")
+        raise ModelNotFoundError(f"no model contract at {path}: not a SoundStorm export")
     return model_contract_pb2.ModelContract.FromString(path.read_bytes())

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from tensorflow.core.protobuf import saved_model_pb2
 
+from runtime.savedmodel.layout import SAVED_MODEL_FILE
+
 
 @dataclasses.dataclass(frozen=True)
 class XlaModule:
@@ -38,7 +40,7 @@ def modules_of_concrete_function(concrete) -> list[XlaModule]:
 
 def modules_of_saved_model(directory: Path) -> list[XlaModule]:
     saved = saved_model_pb2.SavedModel()
-    saved.ParseFromString((Path(directory) / "saved_model.pb").read_bytes())
+    saved.ParseFromString((Path(directory) / SAVED_MODEL_FILE).read_bytes())
     return [module for graph in saved.meta_graphs
             for module in _modules_in(graph.graph_def.library,
                                       dict(graph.meta_info_def.function_aliases))]

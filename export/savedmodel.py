@@ -25,7 +25,7 @@ from export.contract import (CONTRACT_FILE, CONTRACT_JSON_FILE, build_contract,
 from export.modules import modules_of_concrete_function
 from export.signatures import SoundStormModule
 from export.warmup import warmup_logs, write_warmup
-from runtime.savedmodel.layout import WARMUP_FILE, versions_on_disk
+from runtime.savedmodel.layout import ASSETS_EXTRA, WARMUP_FILE, versions_on_disk
 from soundstorm.run_dir import RunDirectory
 
 # For the Cloud TPU Inference Converter, which wraps the function of this alias.
@@ -113,7 +113,7 @@ def export_savedmodel(workdir: Path, base_path: Path, export_config: ExportConfi
         options = tf.saved_model.SaveOptions(
             function_aliases={TPU_FUNCTION_ALIAS: module.compiled[DEFAULT_SIGNATURE]})
         tf.saved_model.save(module, str(staging), signatures=signatures, options=options)
-        extra = staging / "assets.extra"
+        extra = staging / ASSETS_EXTRA
         extra.mkdir()
         (extra / CONTRACT_FILE).write_bytes(contract.SerializeToString())
         (extra / CONTRACT_JSON_FILE).write_text(contract_json(contract) + "\n")

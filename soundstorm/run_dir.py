@@ -7,8 +7,11 @@
     <run>/checkpoints/    orbax checkpoints of the training state, one folder per saved step
     <run>/metrics.jsonl   one record per logged step (soundstorm/metrics.py)
     <run>/loss_curve.png  the loss curve, redrawn at the end of each `train`
+    <run>/samples/        what `soundstorm sample` writes (audio, spectrograms)
 
-The training loop (train.py) writes it; export, sampling and the benchmarks read it.
+The training loop (train.py) writes config.json, checkpoints and metrics; the
+corpus loader writes data.json (SpeechCorpus.record_token_contract); export,
+sampling and the benchmarks read them.
 """
 
 from __future__ import annotations

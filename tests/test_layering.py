@@ -50,6 +50,8 @@ BROKEN = {
     # runtime imports JAX.
     "runtime/codec/__init__.py": "import jax\n",
     "runtime/frontend/__init__.py": "",
+    # A runtime package the layering does not place.
+    "runtime/newpkg/__init__.py": "import jax\n",
     # The core imports TensorFlow, and an app.
     "soundstorm/__init__.py": "import tensorflow as tf\nfrom apps.cli import main\n",
     "soundstorm/data/__init__.py": "from ..model import x\n",
@@ -69,6 +71,7 @@ def test_the_checker_finds_each_broken_rule(tmp_path):
         (tmp_path / name).write_text(textwrap.dedent(text))
     internal, external = import_graph.part_graph(tmp_path)
     assert import_graph.violations(internal, external) == [
+        "runtime.newpkg is in no layer of LAYERS",
         "runtime.client imports runtime.serving",
         "soundstorm imports apps.cli",
         "runtime.codec imports jax",

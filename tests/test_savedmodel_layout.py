@@ -54,3 +54,23 @@ def test_the_warmup_file_and_limit_are_tf_servings():
     # saved_model_warmup_util.h: WarmupConsts::kRequestsFileName, kMaxNumRecords.
     assert WARMUP_FILE.as_posix() == "assets.extra/tf_serving_warmup_requests"
     assert MAX_WARMUP_RECORDS == 1000
+
+
+def test_a_version_that_cannot_serve_is_a_status_error_with_a_code(tmp_path):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from runtime.savedmodel.servable import Servable
+    garbage = tmp_path / "1"
+    garbage.mkdir()
+    (garbage / "saved_model.pb").write_bytes(b"\x00not a protobuf\xff" * 3)
+    with pytest.raises(StatusError, match="Can't parse .*saved_model.pb as binary proto") as raised:
+        Servable("m", 1, garbage)
+    assert raised.value.code == grpc.StatusCode.DATA_LOSS
+    untagged = tmp_path / "2"
+    untagged.mkdir()
+    saved = saved_model_pb2.SavedModel()
+    saved.meta_graphs.add().meta_info_def.tags.append("train")
+    (untagged / "saved_model.pb").write_bytes(saved.SerializeToString())
+    with pytest.raises(StatusError, match="no meta graph tagged 'serve'") as raised:
+        Servable("m", 2, untagged)
+    assert raised.value.code == grpc.StatusCode.NOT_FOUND

@@ -220,9 +220,11 @@ def test_new_versions_hot_load_under_traffic_and_a_corrupt_one_never_serves(
     status = models.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(
         model_spec={"name": "soundstorm", "version": {"value": 3}})).model_version_status[0]
     assert status.state == END
-    assert status.status.error_message.startswith("DecodeError: Error parsing message with type "
-                                                  "'tensorflow.SavedModel'")
-    assert status.status.error_code == grpc.StatusCode.UNKNOWN.value[0]
+    # The load's status as TensorFlow gives it (ReadBinaryProto, tsl/platform/env.cc), which TF
+    # Serving passes on (ToStatusProto, util/status_util.cc).
+    corrupt = base / "3" / "saved_model.pb"
+    assert status.status.error_message == f"Can't parse {corrupt} as binary proto"
+    assert status.status.error_code == grpc.StatusCode.DATA_LOSS.value[0]
 
 
 def test_health_and_status_follow_what_is_loaded(served_version, tmp_path, start_server):
@@ -464,6 +466,20 @@ def test_serve_command_refuses_bad_flags(tmp_path, capsys):
                       "model_platform: 'pytorch' } }")
     assert main(["serve", "--model_config_file", str(config)]) == 2
     assert "platform 'pytorch'" in capsys.readouterr().err
+    # A batching file that cannot work, or does not parse: one line and exit 2, before any
+    # model loads (the base path is valid).
+    base = tmp_path / "m"
+    base.mkdir()
+    batching = tmp_path / "batching.txt"
+    for text, message in (("max_batch_size { value: 4 } allowed_batch_sizes: 1 "
+                           "allowed_batch_sizes: 3", "allowed_batch_sizes must increase and end "
+                           "at max_batch_size (4)"),
+                          ("max_batch_size: {", "not a BatchingParameters text proto")):
+        batching.write_text(text)
+        assert main(["serve", "--model_base_path", str(base), "--enable_batching",
+                     "--batching_parameters_file", str(batching)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
 
 
 def test_the_documented_dev_server_command_parses_and_reads_the_configs(monkeypatch):

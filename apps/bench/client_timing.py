@@ -4,7 +4,10 @@ apart, and time to first audio when streaming (`soundstorm bench`)."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import platform
 import time
+from pathlib import Path
 
 
 from apps.passage import semantic_of_seconds
@@ -38,3 +41,14 @@ def report(rows: list[Row]) -> str:
                      f"{row.first_audio_s:14.2f} {row.timings.model_s:8.2f} "
                      f"{row.timings.codec_s:8.2f} {row.audio_s / row.total_s:12.2f}")
     return "\n".join(lines)
+
+
+def server_report(client: Client, voice_audio: Path, seconds: list[float], seed: int = 0, *,
+                  server: str = "") -> str:
+    """`soundstorm bench --server`: end-to-end timings through a running server, one row per
+    length in `seconds` (after one untimed request: the server warmed up at load)."""
+    voice = client.voice_prompt(voice_audio)
+    measure(client, voice, min(seconds))
+    rows = [measure(client, voice, length, seed) for length in seconds]
+    return (f"machine (client): {platform.machine()}, {os.cpu_count()} cores; server "
+            f"{server}; prompt {voice.frames / client.frame_rate_hz:g} s\n" + report(rows))

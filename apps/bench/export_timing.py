@@ -51,7 +51,8 @@ def run_child(script: str, arguments: list[str]) -> dict:
 def ensure_run(workdir: Path | None) -> Path:
     """`workdir` if it holds a run, else a `small` model trained for one step in a temporary
     folder (export and serving speed do not depend on the weights)."""
-    if workdir is not None and (workdir / "config.json").is_file():
+    from soundstorm.run_dir import RunDirectory
+    if workdir is not None and RunDirectory(workdir).config_file.is_file():
         return workdir
     from soundstorm.config import get_preset
     from soundstorm.synthetic import synthetic_batches

@@ -57,7 +57,7 @@ class _Context:
     def __init__(self, model_dir: Path, voice, config: BenchConfig, log: Callable[[str], None]):
         from export.reload import load_jax_model
         from runtime.client import Client
-        from runtime.client.backends import find_version_dir
+        from runtime.savedmodel.layout import find_version_dir
         self.bench, self.log = config, log
         self.version_dir = find_version_dir(Path(model_dir))
         self.client = Client.embedded(self.version_dir)

@@ -9,8 +9,8 @@ import sys
 from apps.cli import codec, exporting, measuring, serving, speech, training
 from protos.status import StatusError
 
-# In the order `soundstorm --help` lists them: make data, train, listen, export, serve, speak,
-# measure.
+# In the order `soundstorm --help` lists them: train (and its data and samples), export, serve,
+# speak, measure, the codec's files.
 GROUPS = (training, exporting, serving, speech, measuring, codec)
 
 

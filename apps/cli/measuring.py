@@ -66,18 +66,11 @@ def _bench(args) -> int:
 
 def _bench_server(args) -> int:
     """End-to-end timings through a running server (no local SavedModel to compare with)."""
-    import os
-    import platform
-    from apps.bench.client_timing import measure, report
-    client = client_from_args(args)
+    from apps.bench.client_timing import server_report
     if args.voice is None:
         raise InputError("bench --server needs --voice")
-    voice = client.voice_prompt(args.voice)
-    measure(client, voice, min(args.seconds))  # a server warmed up at load; not timed
-    rows = [measure(client, voice, seconds, args.seed) for seconds in args.seconds]
-    print(f"machine (client): {platform.machine()}, {os.cpu_count()} cores; server "
-          f"{args.server}; prompt {voice.frames / client.frame_rate_hz:g} s")
-    print(report(rows))
+    print(server_report(client_from_args(args), args.voice, args.seconds, args.seed,
+                        server=args.server))
     return 0
 
 

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 from soundstorm.config import PRESETS, get_preset
-from soundstorm.validation import InputError
 
 
 def _add_train(subparsers) -> None:
@@ -42,6 +41,7 @@ def _add_train(subparsers) -> None:
 
 def _train(args) -> int:
     from soundstorm.config import TrainConfig
+    from soundstorm.run_dir import RunDirectory
     from soundstorm.train import Trainer
 
     config = get_preset(args.preset)
@@ -73,7 +73,7 @@ def _train(args) -> int:
         corpus.record_token_contract(args.workdir)
     result = Trainer(config, train_config, args.workdir, loss_baselines=baselines).run(batches)
     print(f"trained to step {result.step}; final loss {result.metrics[-1]['loss']:.3f}; "
-          f"loss curve: {args.workdir / 'loss_curve.png'}")
+          f"loss curve: {RunDirectory(args.workdir).loss_curve_file}")
     return 0
 
 
@@ -158,24 +158,10 @@ def _add_sample(subparsers) -> None:
 
 def _sample(args) -> int:
     import json
-    from apps.corpus.build import CorpusConfig, make_codec
-    from soundstorm.data.loader import SpeechCorpus
-    from soundstorm.data.loader import pick_prompt
-    from apps.evaluation.sample import continue_utterance, write_continuation
-    from soundstorm.run_dir import RunDirectory
-
-    corpus = SpeechCorpus(args.data)
-    config, params = RunDirectory(args.workdir).load()
-    corpus.check_compatible(config)
-    examples = corpus.examples(args.split)
-    if not 0 <= args.index < len(examples):
-        raise InputError(f"--index must lie in [0, {len(examples)}) for split {args.split}")
-    codec = make_codec(CorpusConfig(**corpus.manifest["config"]))
-    continuation = continue_utterance(params, config, codec, pick_prompt(examples, args.index),
-                                      examples[args.index], seed=args.seed,
-                                      temperature=args.temperature)
+    from apps.evaluation.sample import sample_run
     out = args.out or args.workdir / "samples" / str(args.index)
-    figures = write_continuation(continuation, codec, out)
+    figures = sample_run(args.workdir, args.data, args.split, args.index, out, seed=args.seed,
+                         temperature=args.temperature)
     print(json.dumps(figures, indent=1))
     print(f"wrote {out}/prompt.wav, generated.wav, reference.wav, spectrograms.png")
     return 0

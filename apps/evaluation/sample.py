@@ -19,6 +19,7 @@ from soundstorm.config import SoundStormConfig
 from soundstorm.data.loader import Example
 from soundstorm.decoding import generate
 from soundstorm.metrics import plot_spectrograms
+from soundstorm.validation import InputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,3 +69,28 @@ def write_continuation(continuation: Continuation, codec: Codec, out_dir: Path) 
             "mcd_generated_vs_reference": mel_cepstral_distortion(
                 continuation.reference_audio, continuation.generated_audio, codec.sample_rate),
             "token_agreement_per_level": [round(float(x), 3) for x in continuation.token_agreement]}
+
+
+def sample_run(workdir: Path, corpus_dir: Path, split: str, index: int, out: Path, *,
+               seed: int = 0, temperature: float = 1.0) -> dict:
+    """`soundstorm sample`: continues utterance `index` of a corpus split with a run's latest
+    checkpoint, prompted by another sentence of its speaker; writes prompt.wav,
+    generated.wav, reference.wav and spectrograms.png to `out` and returns the figures.
+
+    Raises InputError for an index outside the split, ConfigError for a corpus whose token
+    settings the model does not share.
+    """
+    from apps.corpus.build import CorpusConfig, make_codec
+    from soundstorm.data.loader import SpeechCorpus, pick_prompt
+    from soundstorm.run_dir import RunDirectory
+
+    corpus = SpeechCorpus(corpus_dir)
+    config, params = RunDirectory(workdir).load()
+    corpus.check_compatible(config)
+    examples = corpus.examples(split)
+    if not 0 <= index < len(examples):
+        raise InputError(f"--index must lie in [0, {len(examples)}) for split {split}")
+    codec = make_codec(CorpusConfig(**corpus.manifest["config"]))
+    continuation = continue_utterance(params, config, codec, pick_prompt(examples, index),
+                                      examples[index], seed=seed, temperature=temperature)
+    return write_continuation(continuation, codec, Path(out))

@@ -22,7 +22,8 @@ import grpc
 
 from protos.status import StatusError
 
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+ASSETS_EXTRA = Path("assets.extra")  # files TF Serving reads beside the SavedModel
+WARMUP_FILE = ASSETS_EXTRA / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000
 SAVED_MODEL_FILE = "saved_model.pb"
 

@@ -5,37 +5,55 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import grpc
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
-from protos.status import invalid_argument
+from protos.status import StatusError, invalid_argument
 from runtime.savedmodel.layout import MAX_WARMUP_RECORDS, SAVED_MODEL_FILE, WARMUP_FILE
+from runtime.savedmodel.tf_status import message_of, status_code_of
 
 
 def read_signature_defs(version_dir: Path) -> dict[str, meta_graph_pb2.SignatureDef]:
     """The SignatureDefs of the "serve" meta graph, as GetModelMetadata reports them
     (without `__saved_model_init_op`, TF's internal initialiser entry)."""
     saved = saved_model_pb2.SavedModel()
-    saved.ParseFromString((version_dir / SAVED_MODEL_FILE).read_bytes())
+    try:
+        saved.ParseFromString((version_dir / SAVED_MODEL_FILE).read_bytes())
+    except DecodeError:
+        # TensorFlow's words and code (ReadBinaryProto, tsl/platform/env.cc).
+        raise StatusError(f"Can't parse {version_dir / SAVED_MODEL_FILE} as binary proto",
+                          grpc.StatusCode.DATA_LOSS) from None
     for graph in saved.meta_graphs:
         if "serve" in graph.meta_info_def.tags:
             return {name: signature for name, signature in graph.signature_def.items()
                     if not name.startswith("__")}
-    raise ValueError(f"{version_dir} has no meta graph tagged 'serve'")
+    # TF answers NOT_FOUND here too (tensorflow/cc/saved_model/reader.cc, FindMetaGraphDef).
+    raise StatusError(f"{version_dir} has no meta graph tagged 'serve'", grpc.StatusCode.NOT_FOUND)
 
 
 class Servable:
-    """A SavedModel version loaded in this process (load raises on a corrupt version)."""
+    """A SavedModel version loaded in this process.
+
+    Loading raises StatusError for a version that cannot serve: DATA_LOSS for a corrupt
+    saved_model.pb or missing signatures, NOT_FOUND without a "serve" meta graph, and
+    TensorFlow's own code for variables or ops it cannot load.
+    """
 
     def __init__(self, name: str, version: int, version_dir: Path):
         self.name, self.version, self.path = name, version, Path(version_dir)
         self.signature_defs = read_signature_defs(self.path)
-        self._model = tf.saved_model.load(str(self.path))
+        try:
+            self._model = tf.saved_model.load(str(self.path))
+        except tf.errors.OpError as error:  # missing or corrupt variables, unknown ops
+            raise StatusError(f"{self.path}: {message_of(error)}", status_code_of(error)) from None
         self._functions = dict(self._model.signatures)
         missing = set(self.signature_defs) - set(self._functions)
         if missing:
-            raise ValueError(f"signatures {sorted(missing)} listed but not loadable")
+            raise StatusError(f"{self.path}: signatures {sorted(missing)} listed but not loadable",
+                              grpc.StatusCode.DATA_LOSS)
 
     def input_specs(self, signature: str) -> dict[str, tf.TensorSpec]:
         return self._functions[signature].structured_input_signature[1]

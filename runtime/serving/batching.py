@@ -40,14 +40,22 @@ class BatchingOptions:
     def __post_init__(self):
         sizes = self.allowed_batch_sizes
         if sizes and (list(sizes) != sorted(set(sizes)) or sizes[-1] != self.max_batch_size):
-            raise ValueError(f"allowed_batch_sizes must increase and end at max_batch_size "
-                             f"({self.max_batch_size}), got {list(sizes)}")
+            raise invalid_argument(f"allowed_batch_sizes must increase and end at "
+                                   f"max_batch_size ({self.max_batch_size}), got {list(sizes)}")
 
     @classmethod
     def from_file(cls, path: Path) -> "BatchingOptions":
-        """Reads a TF Serving batching parameters file (text proto)."""
-        params = text_format.Parse(Path(path).read_text(),
-                                   tf_serving_config_pb2.BatchingParameters())
+        """Reads a TF Serving batching parameters file (text proto).
+
+        Raises StatusError (INVALID_ARGUMENT) for a file that does not parse or whose
+        values cannot work; OSError for one that cannot be read.
+        """
+        try:
+            params = text_format.Parse(Path(path).read_text(),
+                                       tf_serving_config_pb2.BatchingParameters())
+        except text_format.ParseError as error:
+            raise invalid_argument(f"{path}: not a BatchingParameters text proto: {error}") \
+                from None
         values = {}
         for name in ("max_batch_size", "batch_timeout_micros", "max_enqueued_batches",
                      "num_batch_threads"):

@@ -1,10 +1,12 @@
 """tensorflow_model_server's command-line flags that `soundstorm serve` accepts, typed.
 
-Names and defaults follow tensorflow_serving/model_servers/main.cc, so a TF
-Serving command line runs unchanged against our server (and the other way
-round); `add_arguments` puts them on an argparse parser, `from_namespace` reads
-them back. Boolean flags take TF Serving's forms: `--flag`, `--flag=true`,
-`--flag=false`.
+Names follow tensorflow_serving/model_servers/main.cc, so the TF Serving
+command lines in serving_configs/ run against our server; `add_arguments` puts
+them on an argparse parser, `from_namespace` reads them back. Boolean flags take
+TF Serving's forms: `--flag`, `--flag=true`, `--flag=false`. Not yet TF
+Serving's in every respect (the conformance issue): `--host` and
+`--max_message_bytes` are ours, `--rest_api_timeout_in_ms` defaults to 600000
+(TF Serving: 30000), and most of its other flags are not accepted yet.
 """
 
 from __future__ import annotations

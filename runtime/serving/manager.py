@@ -22,9 +22,10 @@ import grpc
 from tensorflow_serving.apis import get_model_status_pb2, status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from protos.status import invalid_argument, not_found
+from protos.status import StatusError, invalid_argument, not_found
 from runtime.savedmodel.layout import version_dirs
 from runtime.savedmodel.servable import Servable
+from runtime.savedmodel.tf_status import message_of, status_code_of
 
 State = get_model_status_pb2.ModelVersionStatus.State
 
@@ -34,6 +35,7 @@ class VersionRecord:
     version: int
     state: int = State.START
     error: str = ""
+    error_code: grpc.StatusCode = grpc.StatusCode.OK
     servable: Servable | None = None
 
 
@@ -138,8 +140,14 @@ class ModelManager:
             servable = Servable(name, version, path)
             count, seconds = servable.warm_up()
         except Exception as error:  # a corrupt version must never take the server down
+            # The load's own status, as TF Serving's GetModelStatus reports it (ToStatusProto,
+            # util/status_util.cc): TensorFlow's code and message, or ours; UNKNOWN otherwise.
+            known = isinstance(error, StatusError) or type(error).__module__.startswith(
+                "tensorflow")
             with self._lock:
-                record.state, record.error = State.END, f"{type(error).__name__}: {error}"
+                record.state = State.END
+                record.error_code = status_code_of(error) if known else grpc.StatusCode.UNKNOWN
+                record.error = message_of(error) if known else f"{type(error).__name__}: {error}"
             self._log(f"[serve] could not load {name} version {version} from {path}: "
                       f"{record.error.splitlines()[0]}")
             return
@@ -214,7 +222,7 @@ class ModelManager:
             return [get_model_status_pb2.ModelVersionStatus(
                 version=r.version, state=r.state,
                 status=status_pb2.StatusProto(
-                    error_code=grpc.StatusCode.UNKNOWN.value[0] if r.error else 0,
+                    error_code=r.error_code.value[0],
                     error_message=r.error)) for r in records]
 
     def available(self) -> dict[str, list[int]]:

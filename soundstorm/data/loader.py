@@ -29,8 +29,6 @@ from soundstorm.data.corpus_format import MANIFEST
 from soundstorm.run_dir import RunDirectory
 from soundstorm.validation import InputError
 
-# In a training run directory: the token contract of the corpus it was trained on.
-
 
 @dataclasses.dataclass(frozen=True)
 class Example:
