@@ -9,9 +9,7 @@
 # export under 1, evaluation ~25. Writes the corpus
 # to data/corpus, the run to runs/reference, the SavedModel to OUT/soundstorm/<version>
 # and the evaluation report to reports/eval-reference; none of them is tracked by git.
-# This is the recipe of the next reference model (docs/training.md says how far its run
-# has got); models/soundstorm/1 is still the earlier closed-vocabulary `small` model
-# (MODEL_CARD.md).
+# This is the recipe of the committed reference model, models/soundstorm/2 (MODEL_CARD.md).
 #
 # Resumable: re-running skips the corpus shards already on disk and resumes training
 # from the run's latest checkpoint (every 250 steps), so a stopped run loses at most
@@ -34,4 +32,4 @@ soundstorm=.venv/bin/soundstorm
   --level-weights 3 2 1 1 1 1 1 1 --checkpoint-every 250
 "$soundstorm" export --workdir "$workdir" --base-path "$out" --variables-dtype bfloat16
 "$soundstorm" eval --model "$out/soundstorm" --data data/corpus --out reports/eval-reference \
-  --utterances 64 --long-form-seconds 60
+  --utterances 48 --long-form-seconds 30
