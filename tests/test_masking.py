@@ -131,3 +131,15 @@ def test_cross_entropy_of_uniform_logits_is_log_codebook_and_ignores_unmasked():
     np.testing.assert_allclose(loss, math.log(16), rtol=1e-6)
     empty_loss, empty_count = masked_cross_entropy(logits, targets, jnp.zeros_like(loss_mask))
     assert empty_count == 0 and empty_loss == 0
+
+
+def test_the_loss_of_one_masked_token_is_its_negative_log_likelihood():
+    # The mean divides by the count of masked tokens (at least 1, so an empty mask gives 0):
+    # with exactly one, the loss is that token's -log p, not half of it.
+    logits = jnp.asarray(np.log(np.array([[[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]]], np.float32)))
+    targets = jnp.asarray([[2, 0]])
+    loss, count = masked_cross_entropy(logits, targets, jnp.asarray([[True, False]]))
+    assert int(count) == 1
+    np.testing.assert_allclose(float(loss), -np.log(0.7), rtol=1e-6)
+    loss, count = masked_cross_entropy(logits, targets, jnp.asarray([[False, False]]))
+    assert (float(loss), int(count)) == (0.0, 0)
