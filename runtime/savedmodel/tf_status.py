@@ -29,3 +29,13 @@ def message_of(error: Exception) -> str:
             return message[start:].split("\n")[0].strip()
         return message
     return str(error)
+
+
+def status_of(error: Exception, default: grpc.StatusCode = grpc.StatusCode.INTERNAL
+              ) -> tuple[grpc.StatusCode, str]:
+    """(code, one-line message) of an error: ours or TensorFlow's keep their code and words;
+    any other exception gets `default` and its type named in the message."""
+    import tensorflow as tf
+    if isinstance(error, (StatusError, tf.errors.OpError)):
+        return status_code_of(error), message_of(error)
+    return default, f"{type(error).__name__}: {error}"

@@ -22,10 +22,10 @@ import grpc
 from tensorflow_serving.apis import get_model_status_pb2, status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from protos.status import StatusError, invalid_argument, not_found
+from protos.status import invalid_argument, not_found
 from runtime.savedmodel.layout import version_dirs
 from runtime.savedmodel.servable import Servable
-from runtime.savedmodel.tf_status import message_of, status_code_of
+from runtime.savedmodel.tf_status import status_of
 
 State = get_model_status_pb2.ModelVersionStatus.State
 
@@ -142,12 +142,9 @@ class ModelManager:
         except Exception as error:  # a corrupt version must never take the server down
             # The load's own status, as TF Serving's GetModelStatus reports it (ToStatusProto,
             # util/status_util.cc): TensorFlow's code and message, or ours; UNKNOWN otherwise.
-            known = isinstance(error, StatusError) or type(error).__module__.startswith(
-                "tensorflow")
             with self._lock:
                 record.state = State.END
-                record.error_code = status_code_of(error) if known else grpc.StatusCode.UNKNOWN
-                record.error = message_of(error) if known else f"{type(error).__name__}: {error}"
+                record.error_code, record.error = status_of(error, grpc.StatusCode.UNKNOWN)
             self._log(f"[serve] could not load {name} version {version} from {path}: "
                       f"{record.error.splitlines()[0]}")
             return
