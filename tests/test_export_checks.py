@@ -166,3 +166,36 @@ def test_a_logits_request_at_every_limit_passes():
 def test_a_logits_request_past_a_limit_is_invalid_argument_naming_it(change, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         check_logits(**change(logits_request()))
+
+
+def tiled(request: dict, times: int) -> dict:
+    """The request's examples repeated: a batch of 2 * times."""
+    return {name: np.concatenate([value] * times) for name, value in request.items()}
+
+
+def first_values_shown(message: str) -> list[int]:
+    """The values an assertion's message lists after 'First N elements of x:'."""
+    header, _, rest = message.partition("elements of x:\n")
+    assert header.rstrip().endswith("First 8"), message
+    return [int(token) for token in rest.split("\n")[0].strip("[]").split()]
+
+
+@pytest.mark.parametrize("name, values", [
+    ("semantic_tokens", -np.arange(1, 17).reshape(2, 8)),                # below the bound
+    ("semantic_tokens", UNKNOWN + np.arange(1, 17).reshape(2, 8)),       # above it
+])
+def test_a_range_error_lists_the_first_eight_offending_values_and_no_more(name, values):
+    """A bad request of any size is answered with a bounded message: the first 8 values."""
+    request = {**at_the_limits(), name: values.astype(np.int32)}
+    with pytest.raises(tf.errors.InvalidArgumentError) as caught:
+        check_generate(**request)
+    assert first_values_shown(caught.value.message) == list(values.reshape(-1)[:8])
+
+
+def test_the_prompt_length_error_lists_the_first_eight_prompt_lengths():
+    request = tiled(at_the_limits(), 5)
+    request["prompt_lengths"] = np.arange(10, dtype=np.int32) % MAX_PROMPT_FRAMES + 1
+    request["lengths"] = request["prompt_lengths"].copy()  # prompt == length: not shorter
+    with pytest.raises(tf.errors.InvalidArgumentError, match="prompt_lengths < lengths") as caught:
+        check_generate(**request)
+    assert first_values_shown(caught.value.message) == [1, 2, 3, 4, 5, 6, 1, 2]

@@ -96,3 +96,42 @@ def test_run_fails_exactly_when_a_selected_test_fails(tmp_path, old, new, killed
     result = subprocess.run([sys.executable, str(TOOL), "run", "--source", "pkg/mod.py",
                              "--map", "map.json"], cwd=tmp_path, capture_output=True, text=True)
     assert (result.returncode != 0) == killed, result.stdout
+
+
+SCORE_TOOL = TOOL.parent / "mutation_score.py"
+_score_spec = importlib.util.spec_from_file_location("mutation_score", SCORE_TOOL)
+mutation_score = importlib.util.module_from_spec(_score_spec)
+sys.modules["mutation_score"] = mutation_score  # dataclasses look their module up there
+_score_spec.loader.exec_module(mutation_score)
+
+
+def _one_line_diff(before: str, after: str) -> str:
+    return (f"--- asoundstorm/masking.py\n+++ bsoundstorm/masking.py\n@@ -1,1 +1,1 @@\n"
+            f"-    {before}\n+    {after}\n")
+
+
+def test_retesting_forgets_the_unexplained_survivors_and_keeps_the_equivalent_ones(tmp_path):
+    import sqlite3
+    equivalent = _one_line_diff("unknown_semantic_prob: float = 0.0,",
+                                "unknown_semantic_prob: float = -1.0,")
+    unexplained = _one_line_diff("unknown_semantic_prob: float = 0.0,",
+                                 "unknown_semantic_prob: float = 1.0,")
+    session = tmp_path / "masking.sqlite"
+    with sqlite3.connect(session) as db:
+        db.execute("create table work_results (worker_outcome text, output text, "
+                   "test_outcome text, diff text, job_id text primary key)")
+        db.executemany("insert into work_results values ('normal', '', ?, ?, ?)", [
+            ("survived", equivalent, "a"), ("survived", unexplained, "b"),
+            ("killed", unexplained, "c")])
+    source = "soundstorm/masking.py"
+    assert mutation_score.equivalence(source, equivalent)
+    assert mutation_score.equivalence(source, unexplained) is None
+    assert mutation_score.equivalence("soundstorm/decoding.py", equivalent) is None
+
+    assert mutation_score.forget_survivors(session, source) == 1
+    with sqlite3.connect(session) as db:
+        left = sorted(row[0] for row in db.execute("select job_id from work_results"))
+    assert left == ["a", "c"]
+    rows = mutation_score.results(session)
+    assert mutation_score.counts(rows, 4, source) == {
+        "mutants": 4, "run": 2, "killed": 1, "survived": 0, "equivalent": 1, "score": 1.0}
