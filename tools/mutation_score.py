@@ -189,6 +189,15 @@ EQUIVALENT_MUTANTS = (
     ("soundstorm/masking.py",
      "unknown_semantic_prob: float = 0.0,", "unknown_semantic_prob: float = -1.0,",
      "bernoulli(p) is uniform < p: p = 0 and p = -1 both never hide the transcript"),
+    *(("apps/evaluation/asr.py",
+       'for block in iter(lambda: file.read(1 << 20), b""):',
+       f'for block in iter(lambda: file.read({size}), b""):',
+       "the sha256 of a file does not depend on the size of the blocks it is read in")
+      for size in ("1 << 21", "1 << 19", "2 << 20")),
+    ("apps/evaluation/asr.py",
+     "def __init__(self, directory: Path | None = None, num_threads: int = 0):",
+     "def __init__(self, directory: Path & None = None, num_threads: int = 0):",
+     "an annotation, never evaluated (from __future__ import annotations)"),
     ("export/checks.py",
      "def _in_range(name: str, values, low, high, where=None, high_text: str | None = None) "
      "-> list:",
@@ -387,7 +396,11 @@ def main(argv=None) -> int:
             print(f"{name}: {forget_survivors(session, TARGETS[name].source)} survivors to try again", flush=True)
     # The tests import the copy (the working directory comes first on sys.path), and
     # JAX reuses compiled programs that a mutant did not change.
-    env = {**os.environ, "PYTHONPATH": str(tree),
+    # The tree copy sits under .mutation/, where the codec's default folder (../shared beside
+    # the checkout) is not: name the checkout's.
+    codec_dir = os.environ.get("SOUNDSTORM_CODEC_DIR",
+                               str(ROOT.parent / "shared" / "codecs" / "lyra_v2"))
+    env = {**os.environ, "SOUNDSTORM_CODEC_DIR": codec_dir, "PYTHONPATH": str(tree),
            "JAX_COMPILATION_CACHE_DIR": str(work / "jax-cache"),
            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
     table = {}

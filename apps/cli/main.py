@@ -4,7 +4,12 @@ calls; errors are caught here, once."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+# TensorFlow's C++ start-up chatter (no CUDA driver, CPU features) is not the user's business:
+# warnings and errors only, unless the caller sets TF_CPP_MIN_LOG_LEVEL itself.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from apps.cli import codec, exporting, measuring, serving, speech, training
 from protos.status import StatusError

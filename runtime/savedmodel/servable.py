@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow.python.util import deprecation
 
 from protos.status import StatusError, invalid_argument
 from runtime.savedmodel.layout import MAX_WARMUP_RECORDS, SAVED_MODEL_FILE, WARMUP_FILE
@@ -17,8 +18,9 @@ from runtime.savedmodel.tf_status import message_of, status_code_of
 
 
 def read_signature_defs(version_dir: Path) -> dict[str, meta_graph_pb2.SignatureDef]:
-    """The SignatureDefs of the "serve" meta graph, as GetModelMetadata reports them
-    (without `__saved_model_init_op`, TF's internal initialiser entry)."""
+    """Every SignatureDef of the "serve" meta graph, `__saved_model_init_op` included, as
+    TF Serving's GetModelMetadata reports them (SavedModelGetSignatureDef,
+    servables/tensorflow/get_model_metadata_impl.cc, copies the map unfiltered)."""
     saved = saved_model_pb2.SavedModel()
     try:
         saved.ParseFromString((version_dir / SAVED_MODEL_FILE).read_bytes())
@@ -28,64 +30,115 @@ def read_signature_defs(version_dir: Path) -> dict[str, meta_graph_pb2.Signature
                           grpc.StatusCode.DATA_LOSS) from None
     for graph in saved.meta_graphs:
         if "serve" in graph.meta_info_def.tags:
-            return {name: signature for name, signature in graph.signature_def.items()
-                    if not name.startswith("__")}
+            return dict(graph.signature_def)
     # TF answers NOT_FOUND here too (tensorflow/cc/saved_model/reader.cc, FindMetaGraphDef).
     raise StatusError(f"{version_dir} has no meta graph tagged 'serve'", grpc.StatusCode.NOT_FOUND)
 
 
+# TF's internal entry for the SavedModel's initialiser: listed in metadata, not a model API.
+INIT_OP_SIGNATURE = "__saved_model_init_op"
+
+
 class Servable:
-    """A SavedModel version loaded in this process.
+    """A SavedModel version loaded in this process the way tensorflow_model_server loads it:
+    a TF1 Session over the "serve" meta graph (its init op run at load), each request one
+    `Session.run` that feeds the SignatureDef's input tensors and fetches only the outputs
+    asked for (servables/tensorflow/predict_util.cc, RunPredict).
 
     Loading raises StatusError for a version that cannot serve: DATA_LOSS for a corrupt
-    saved_model.pb or missing signatures, NOT_FOUND without a "serve" meta graph, and
-    TensorFlow's own code for variables or ops it cannot load.
+    saved_model.pb, NOT_FOUND without a "serve" meta graph, and TensorFlow's own code for
+    variables or ops it cannot load.
     """
 
-    def __init__(self, name: str, version: int, version_dir: Path):
+    def __init__(self, name: str, version: int, version_dir: Path,
+                 intra_op_threads: int = 0, inter_op_threads: int = 0):
         self.name, self.version, self.path = name, version, Path(version_dir)
         self.signature_defs = read_signature_defs(self.path)
+        # 0 lets TensorFlow choose (--tensorflow_intra_op_parallelism and inter_op in TF Serving).
+        config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra_op_threads,
+                                          inter_op_parallelism_threads=inter_op_threads)
+        self._session = tf.compat.v1.Session(graph=tf.Graph(), config=config)
         try:
-            self._model = tf.saved_model.load(str(self.path))
+            # The TF1 loader is TF Serving's path; TF marks it deprecated in favour of TF2's.
+            with deprecation.silence():
+                tf.compat.v1.saved_model.loader.load(self._session, ["serve"], str(self.path))
         except tf.errors.OpError as error:  # missing or corrupt variables, unknown ops
+            self._session.close()
             raise StatusError(f"{self.path}: {message_of(error)}", status_code_of(error)) from None
-        self._functions = dict(self._model.signatures)
-        missing = set(self.signature_defs) - set(self._functions)
-        if missing:
-            raise StatusError(f"{self.path}: signatures {sorted(missing)} listed but not loadable",
-                              grpc.StatusCode.DATA_LOSS)
 
-    def input_specs(self, signature: str) -> dict[str, tf.TensorSpec]:
-        return self._functions[signature].structured_input_signature[1]
+    def close(self) -> None:
+        self._session.close()
+
+    def input_specs(self, signature: str) -> dict[str, tuple[tf.DType, list[int] | None]]:
+        """Alias -> (dtype, shape with -1 for any size; None for unknown rank)."""
+        specs = {}
+        for alias, info in self.signature_defs[signature].inputs.items():
+            shape = (None if info.tensor_shape.unknown_rank
+                     else [dim.size for dim in info.tensor_shape.dim])
+            specs[alias] = (tf.as_dtype(info.dtype), shape)
+        return specs
+
+    def output_names(self, signature: str) -> list[str]:
+        return sorted(self.signature_defs[signature].outputs)
 
     def check_signature(self, signature: str) -> str:
+        """The signature a request names ("" is serving_default); FAILED_PRECONDITION when
+        the model has no such signature (internal::RunPredict, predict_util.cc)."""
         signature = signature or "serving_default"
-        if signature not in self._functions:
-            raise invalid_argument(f'Serving signature key "{signature}" not found. '
-                                   f"The model has {sorted(self._functions)}")
+        if signature not in self.signature_defs or signature == INIT_OP_SIGNATURE:
+            raise StatusError(f'Serving signature key "{signature}" not found.',
+                              grpc.StatusCode.FAILED_PRECONDITION)
         return signature
 
+    def check_output_filter(self, signature: str, output_filter) -> list[str]:
+        """The outputs to fetch: all for an empty filter; INVALID_ARGUMENT for an alias the
+        signature lacks or one named twice (PreProcessPrediction, predict_util.cc)."""
+        outputs = self.signature_defs[signature].outputs
+        seen = set()
+        for alias in output_filter:
+            if alias not in outputs:
+                raise invalid_argument(
+                    f"output tensor alias not found in signature: {alias} Outputs expected to "
+                    f"be in the set {{{','.join(sorted(outputs))}}}.")
+            if alias in seen:
+                raise invalid_argument(f"duplicate output tensor alias: {alias}")
+            seen.add(alias)
+        return list(output_filter) or sorted(outputs)
+
     def check_inputs(self, signature: str, inputs: dict[str, np.ndarray]) -> None:
-        """Names, dtypes and ranks against the signature, with TF Serving-like messages."""
+        """Names (TF Serving's VerifyRequestInputsSize words), dtypes and shapes (which the
+        placeholders check at run time in C++; Python's Session.run would raise ValueError)."""
         specs = self.input_specs(signature)
         missing, extra = set(specs) - set(inputs), set(inputs) - set(specs)
         if missing or extra:
             raise invalid_argument(
-                f"input tensors do not match signature '{signature}': missing {sorted(missing)}, "
-                f"unexpected {sorted(extra)}; expected {sorted(specs)}")
-        for key, spec in specs.items():
+                f"input size does not match signature: {len(inputs)}!={len(specs)} "
+                f"len({{{','.join(sorted(inputs))}}}) != len({{{','.join(sorted(specs))}}}). "
+                f"Sent extra: {{{','.join(sorted(extra))}}}. "
+                f"Missing but required: {{{','.join(sorted(missing))}}}.")
+        for key, (dtype, shape) in specs.items():
             array = inputs[key]
-            if tf.as_dtype(array.dtype) != spec.dtype:
-                raise invalid_argument(f"Expects input '{key}' to be {spec.dtype.name} but "
+            if tf.as_dtype(array.dtype) != dtype:
+                raise invalid_argument(f"Expects input '{key}' to be {dtype.name} but "
                                        f"{tf.as_dtype(array.dtype).name} is provided")
-            if not spec.shape.is_compatible_with(array.shape):
+            if shape is not None and (len(shape) != array.ndim or any(
+                    want not in (-1, got) for want, got in zip(shape, array.shape))):
                 raise invalid_argument(f"input '{key}' has shape {list(array.shape)}, the "
-                                       f"signature wants {spec.shape.as_list()} (None = any)")
+                                       f"signature wants {shape} (-1 = any)")
 
-    def run(self, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Runs a signature; the SavedModel's own checks raise InvalidArgumentError."""
-        outputs = self._functions[signature](**{k: tf.constant(v) for k, v in inputs.items()})
-        return {key: value.numpy() for key, value in outputs.items()}
+    def run(self, signature: str, inputs: dict[str, np.ndarray],
+            outputs: list[str] | None = None,
+            timeout_ms: int | None = None) -> dict[str, np.ndarray]:
+        """One Session.run: feeds the inputs, fetches `outputs` (default: all). The
+        SavedModel's own checks raise InvalidArgumentError; a run past `timeout_ms` raises
+        DeadlineExceededError (RunOptions.timeout_in_ms, as TF Serving passes a deadline)."""
+        signature_def = self.signature_defs[signature]
+        wanted = outputs if outputs is not None else sorted(signature_def.outputs)
+        fetches = {alias: signature_def.outputs[alias].name for alias in wanted}
+        feeds = {signature_def.inputs[alias].name: value for alias, value in inputs.items()}
+        options = (tf.compat.v1.RunOptions(timeout_in_ms=max(1, int(timeout_ms)))
+                   if timeout_ms is not None else None)
+        return self._session.run(fetches, feed_dict=feeds, options=options)
 
     def warm_up(self) -> tuple[int, float]:
         """Replays assets.extra/tf_serving_warmup_requests as TF Serving does at load."""

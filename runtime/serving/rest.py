@@ -1,203 +1,265 @@
-"""TF Serving's REST API on a second port, plus Prometheus metrics.
+"""TF Serving's REST API on a second port, served by waitress, plus Prometheus metrics.
 
-    GET  /v1/models/NAME[/versions/N | /labels/L]            model status
-    GET  /v1/models/NAME[/versions/N | /labels/L]/metadata   signatures
-    POST /v1/models/NAME[/versions/N | /labels/L]:predict    {"signature_name", "instances" | "inputs"}
-    GET  <metrics path>                                       Prometheus exposition
+    GET  /v1/models/NAME[/versions/N | /labels/L]              model status
+    GET  /v1/models/NAME[/versions/N | /labels/L]/metadata     signatures
+    POST /v1/models/NAME[/versions/N | /labels/L]:predict      json_tensor.py's request forms
+    POST ...:classify | :regress                               INVALID_ARGUMENT for our signatures
+    GET  <metrics path>                                         Prometheus exposition
 
-Request values are cast to the signature's input dtypes (JSON has no int32);
-bytes outputs come back as text when they are UTF-8, else as {"b64": ...}, as
-TF Serving encodes binary strings.
+Routing follows tensorflow/serving's model_servers/http_rest_api_util.cc and
+http_rest_api_handler.cc: the path patterns match case-insensitively, but the
+method and subresource are compared exactly (`:Predict` is a malformed request);
+any other method or form is `Malformed request: <METHOD> <path>` (400), a path
+outside `/v1/` is 404, and `GET /v1/models` is "Missing model name in request.".
+Each status code maps to HTTP as ToHTTPStatusCode (http_server.cc) maps it. The
+status reply lists versions newest first and ignores a label; metadata keeps the
+proto field names and lists `__saved_model_init_op`. Errors are `{"error": msg}`.
+
+waitress (a maintained WSGI server) gives keep-alive, a listen backlog of 1024
+and a bounded request body (`max_message_bytes`, answered 413 by waitress; TF
+Serving sets no limit, a difference on purpose: one client must not exhaust the
+server's memory).
 """
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import json
+import logging
+import os
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 import grpc
-import numpy as np
+import waitress.server
 from google.protobuf import json_format
-from tensorflow_serving.apis import get_model_status_pb2
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
+                                     get_model_status_pb2, model_pb2, regression_pb2)
 
-from protos.status import StatusError, invalid_argument, not_found
+from protos.status import StatusError, invalid_argument
 from runtime.savedmodel.tf_status import message_of, status_code_of
+from runtime.serving import json_tensor
 
-_MODEL_PATH = re.compile(
-    r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
-    r"(?P<suffix>/metadata|:predict)?$")
-_HTTP_STATUS = {grpc.StatusCode.OK: 200, grpc.StatusCode.INVALID_ARGUMENT: 400,
-                grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-                grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.DEADLINE_EXCEEDED: 504}
-_STATE_NAMES = get_model_status_pb2.ModelVersionStatus.State
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value] if value.ndim else _jsonable(value.item())
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return {"b64": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+# tensorflow/serving model_servers/http_rest_api_util.h: the predict and status patterns.
+_PREDICT_PATH = re.compile(
+    r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
+    r":(classify|regress|predict)")
+_STATUS_PATH = re.compile(
+    r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
+    r"(?:\/(metadata))?")
+_API_PATH = re.compile(r"(?i)/v1/.*")
+# ToHTTPStatusCode, model_servers/http_server.cc: every canonical code.
+HTTP_STATUS = {
+    grpc.StatusCode.OK: 200, grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400, grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500, grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500, grpc.StatusCode.UNAUTHENTICATED: 401,
+}
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            404: "Not Found", 409: "Conflict", 429: "Too Many Requests",
+            499: "Client Closed Request", 500: "Internal Server Error", 501: "Not Implemented",
+            503: "Service Unavailable", 504: "Gateway Timeout"}
+# AddCORSHeaders, http_rest_api_util.cc (with --rest_api_enable_cors_support).
+_CORS_HEADERS = [("Access-Control-Allow-Origin", "*"),
+                 ("Access-Control-Allow-Methods", "POST, GET"),
+                 ("Access-Control-Allow-Headers", "Content-Type")]
+# Waitress's own log would print a traceback per dropped connection; keep it to warnings.
+logging.getLogger("waitress").setLevel(logging.WARNING)
 
 
 class RestServer:
+    """Binds its port at construction (so a busy port fails before any model loads)."""
+
     def __init__(self, server, host: str, port: int):
         self.server = server
-        self.workers = concurrent.futures.ThreadPoolExecutor(server.options.grpc_threads,
-                                                             thread_name_prefix="rest")
-        handler = type("Handler", (_Handler,), {"model_server": server,
-                                                "rest_workers": self.workers})
-        self._http = ThreadingHTTPServer((host, port), handler)
-        self._http.daemon_threads = True
-        self.port = self._http.server_address[1]
-        self._thread = threading.Thread(target=self._http.serve_forever, daemon=True,
-                                        name="rest")
+        options = server.options
+        threads = options.rest_threads or 4 * (os.cpu_count() or 1)
+        # Runs the model calls, so a request past --rest_api_timeout_in_ms can be answered.
+        self.workers = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="rest")
+        try:
+            self._http = waitress.server.create_server(
+                _RestApp(server, self.workers), host=host, port=port, threads=threads,
+                backlog=1024, max_request_body_size=options.max_message_bytes,
+                clear_untrusted_proxy_headers=True, ident=None)
+        except OSError as error:
+            self.workers.shutdown()
+            raise StatusError(f"cannot bind the REST port {host}:{port}: {error.strerror}",
+                              grpc.StatusCode.UNAVAILABLE) from None
+        self.port = self._http.effective_port
+        self._thread = threading.Thread(target=self._http.run, daemon=True, name="rest")
 
     def start(self) -> "RestServer":
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
+        """Closes the listening socket and every connection inside waitress's own loop (so
+        its select never sees a closed descriptor), then lets running requests finish."""
+        def close_all():
+            for channel in list(self._http._map.values()):
+                channel.close()
+        if self._thread.is_alive():
+            self._http.trigger.pull_trigger(close_all)
+            self._thread.join(timeout=10)
+        else:
+            close_all()
+        self._http.task_dispatcher.shutdown()
         self.workers.shutdown(wait=True)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    model_server = None  # set per server by RestServer
-    rest_workers = None
-    protocol_version = "HTTP/1.1"
+class _RestApp:
+    """The WSGI application: routes a request, runs it, writes TF Serving's reply."""
 
-    def log_message(self, format, *args):  # quiet: metrics count requests
-        pass
+    def __init__(self, server, workers):
+        self.server, self.workers = server, workers
 
-    def do_GET(self):
-        if self.model_server.options.metrics_path and self.path == \
-                self.model_server.options.metrics_path:
-            self._reply(200, self.model_server.metrics.exposition(), "text/plain; version=0.0.4")
-            return
-        self._handle(lambda match, body: self._status_or_metadata(match))
-
-    def do_POST(self):
-        self._handle(self._predict)
-
-    def _handle(self, action):
-        started = time.perf_counter()
-        match = _MODEL_PATH.match(self.path)
-        code, api = grpc.StatusCode.OK, "rest"
+    def __call__(self, environ, start_response):
+        method = environ["REQUEST_METHOD"]
+        # TF Serving matches the request URI as sent: percent-escapes and the query included.
+        path = environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
+        options = self.server.options
+        if method == "GET" and options.metrics_path and path == options.metrics_path:
+            return self._reply(start_response, 200, self.server.metrics.exposition(),
+                               "text/plain; version=0.0.4")
+        if method == "OPTIONS":
+            return self._preflight(environ, start_response)
+        if not _API_PATH.fullmatch(path):
+            return self._reply(start_response, 404, b"Not Found", "text/plain")
+        started, code = time.perf_counter(), grpc.StatusCode.OK
+        seen = {"model": "", "api": "rest"}  # filled in by _route as soon as it knows them
         try:
-            if match is None:
-                raise not_found(f"no such path {self.path!r}; see TF Serving's REST API")
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > self.model_server.options.max_message_bytes:
-                raise StatusError(f"request of {length} bytes is over the limit of "
-                                  f"{self.model_server.options.max_message_bytes}",
-                                  grpc.StatusCode.RESOURCE_EXHAUSTED)
-            body = self.rfile.read(length) if length else b""
-            self._reply(200, json.dumps(action(match, body)).encode())
+            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            reply = json.dumps(self._route(method, path, body, seen), indent=4).encode()
+            status = 200
         except Exception as error:  # the server stays up whatever a request does
             code = status_code_of(error)
-            self._reply(_HTTP_STATUS.get(code, 500),
-                        json.dumps({"error": message_of(error)}).encode())
+            reply = json.dumps({"error": message_of(error)}, indent=4).encode()
+            status = HTTP_STATUS.get(code, 500)
         finally:
-            name = match.group("name") if match else ""
-            self.model_server.metrics.observe(name, (match.group("version") or "") if match
-                                              else "", api, code.name,
-                                              time.perf_counter() - started)
+            self.server.metrics.observe(seen["model"], "", seen["api"], code.name,
+                                        time.perf_counter() - started, entrypoint="REST")
+        return self._reply(start_response, status, reply)
 
-    def _reply(self, status: int, body: bytes, content_type: str = "application/json"):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+    def _reply(self, start_response, status: int, body: bytes,
+               content_type: str = "application/json"):
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        if self.server.options.rest_cors:
+            headers += _CORS_HEADERS
+        start_response(f"{status} {_REASONS.get(status, '')}", headers)
+        return [body]
 
-    def _spec(self, match):
-        from tensorflow_serving.apis import model_pb2
-        spec = model_pb2.ModelSpec(name=match.group("name"))
-        if match.group("version"):
-            spec.version.value = int(match.group("version"))
-        if match.group("label"):
-            spec.version_label = match.group("label")
-        return spec
+    def _preflight(self, environ, start_response):
+        """CORS preflight (http_server.cc): 200 for an http(s) Origin, else 400; no body."""
+        ok = re.search(r"https?://", environ.get("HTTP_ORIGIN", "")) is not None
+        headers = [("Content-Length", "0")] + (_CORS_HEADERS if self.server.options.rest_cors
+                                               else [])
+        start_response("200 OK" if ok else "400 Bad Request", headers)
+        return [b""]
 
-    def _status_or_metadata(self, match):
-        from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
-        spec = self._spec(match)
-        if match.group("suffix") == ":predict":
-            raise invalid_argument("predict takes POST")
-        if match.group("suffix") == "/metadata":
-            request = get_model_metadata_pb2.GetModelMetadataRequest(model_spec=spec,
-                                                                     metadata_field=["signature_def"])
-            response = self.model_server.metadata(request)
-            signature_map = get_model_metadata_pb2.SignatureDefMap()
-            response.metadata["signature_def"].Unpack(signature_map)
-            return {"model_spec": json.loads(json_format.MessageToJson(response.model_spec)),
-                    "metadata": {"signature_def": json.loads(
-                        json_format.MessageToJson(signature_map))}}
-        status = self.model_server.model_status(get_model_status_pb2.GetModelStatusRequest(
-            model_spec=spec))
-        return {"model_version_status": [
-            {"version": str(s.version), "state": _STATE_NAMES.Name(s.state),
-             "status": {"error_code": grpc.StatusCode.OK.name if not s.status.error_code else
-                        next(c.name for c in grpc.StatusCode if c.value[0] == s.status.error_code),
-                        "error_message": s.status.error_message}}
-            for s in status.model_version_status]}
+    def _route(self, method: str, path: str, body: bytes, seen: dict) -> dict:
+        """The reply; raises StatusError as ProcessRequest does. Records the model and API
+        in `seen` for the metrics, before anything can fail."""
+        malformed = invalid_argument(f"Malformed request: {method} {path}")
+        if method == "POST":
+            match = _PREDICT_PATH.fullmatch(path)
+            if match is None or match.group(4) not in ("predict", "classify", "regress"):
+                raise malformed
+            seen.update(model=unquote(match.group(1)), api=match.group(4))
+            spec = _model_spec(*match.groups()[:3])
+            if match.group(4) == "predict":
+                return self._predict(spec, body)
+            return self._classify_or_regress(spec, body, match.group(4))
+        if method == "GET":
+            match = _STATUS_PATH.fullmatch(path)
+            if match is None:
+                raise malformed
+            if not match.group(1):
+                raise invalid_argument("Missing model name in request.")
+            api = "metadata" if match.group(4) == "metadata" else "status"
+            seen.update(model=unquote(match.group(1)), api=api)
+            spec = _model_spec(*match.groups()[:3])
+            return self._metadata(spec) if api == "metadata" else self._status(spec)
+        raise malformed
 
-    def _predict(self, match, body: bytes):
-        if match.group("suffix") != ":predict":
-            raise invalid_argument("POST is for :predict")
+    def _status(self, spec) -> dict:
+        response = self.server.model_status(
+            get_model_status_pb2.GetModelStatusRequest(model_spec=spec))
+        return json_format.MessageToDict(response, always_print_fields_with_no_presence=True)
+
+    def _metadata(self, spec) -> dict:
+        response = self.server.metadata(get_model_metadata_pb2.GetModelMetadataRequest(
+            model_spec=spec, metadata_field=["signature_def"]))
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        as_dict = lambda message: json_format.MessageToDict(
+            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+        # The Any is unpacked and printed in place, not as {"@type": ...} (ToJsonString,
+        # http_rest_api_util.cc), so signature_def appears twice on the way down.
+        return {"model_spec": as_dict(response.model_spec),
+                "metadata": {"signature_def": as_dict(signature_map)}}
+
+    def _predict(self, spec, body: bytes) -> dict:
+        document = json_tensor.parse_json(body)
+        signature_name = json_tensor.signature_name_of(document) or "serving_default"
+        servable = self.server.resolve(spec)
+        if signature_name not in servable.signature_defs:
+            raise invalid_argument(f'Serving signature name: "{signature_name}" not found in '
+                                   "signature def")
+        specs = {alias: dtype for alias, (dtype, _) in servable.input_specs(signature_name)
+                 .items()}
+        inputs, row_format = json_tensor.request_tensors(document, specs)
+        # --rest_api_timeout_in_ms bounds the run; past it the answer is DEADLINE_EXCEEDED
+        # (HttpRestApiHandler sets RunOptions.timeout_in_ms when the flag is > 0).
+        timeout = self.server.options.rest_timeout_seconds
+        timeout_ms = timeout * 1000 if timeout > 0 else None
+        future = self.workers.submit(self.server.run, servable, signature_name, inputs, None,
+                                     timeout_ms)
         try:
-            request = json.loads(body or b"{}")
-        except json.JSONDecodeError as error:
-            raise invalid_argument(f"request body is not JSON: {error}") from None
-        servable = self.model_server.resolve(self._spec(match))
-        signature = servable.check_signature(request.get("signature_name", ""))
-        specs = servable.input_specs(signature)
-        if ("instances" in request) == ("inputs" in request):
-            raise invalid_argument('the body needs exactly one of "instances" (rows) or '
-                                   '"inputs" (columns)')
-        if "instances" in request:
-            rows = request["instances"]
-            if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-                raise invalid_argument('"instances" must be a non-empty list of objects '
-                                       "keyed by input name")
-            columns = {key: [row.get(key) for row in rows] for key in specs}
-        else:
-            columns = request["inputs"]
-            if not isinstance(columns, dict):
-                raise invalid_argument('"inputs" must be an object keyed by input name')
-        inputs = {}
-        for key, values in columns.items():
-            if key not in specs:
-                raise invalid_argument(f"unknown input {key!r}; signature {signature} takes "
-                                       f"{sorted(specs)}")
-            try:
-                inputs[key] = np.asarray(values, dtype=specs[key].dtype.as_numpy_dtype)
-            except (TypeError, ValueError) as error:
-                raise invalid_argument(f"input {key!r} is not a {specs[key].dtype.name} "
-                                       f"array: {error}") from None
-        # --rest_api_timeout_in_ms: answer DEADLINE_EXCEEDED (the computation itself cannot
-        # be interrupted and finishes in the background, as in TF Serving).
-        future = self.rest_workers.submit(self.model_server.run, servable, signature, inputs)
-        try:
-            outputs = future.result(timeout=self.model_server.options.rest_timeout_seconds)
+            outputs = future.result(timeout=timeout if timeout > 0 else None)
         except concurrent.futures.TimeoutError:
-            raise StatusError(f"prediction took longer than the REST timeout of "
-                              f"{self.model_server.options.rest_timeout_seconds:g} s",
+            raise StatusError(f"prediction took longer than the REST timeout of {timeout:g} s",
                               grpc.StatusCode.DEADLINE_EXCEEDED) from None
-        if "instances" in request:
-            count = len(request["instances"])
-            return {"predictions": [{key: _jsonable(value[i]) for key, value in outputs.items()}
-                                    for i in range(count)]}
-        return {"outputs": {key: _jsonable(value) for key, value in outputs.items()}}
+        return json_tensor.response_json(outputs, row_format)
+
+    def _classify_or_regress(self, spec, body: bytes, method: str) -> dict:
+        """The JSON's `examples` are checked first, then the signature (which fails for every
+        SoundStorm signature), as FillClassifyRegressRequestFromJson and then the
+        classifier / regressor do."""
+        document = json_tensor.parse_json(body)
+        signature_name = json_tensor.signature_name_of(document)
+        examples = document.get("examples")
+        if examples is None:
+            raise invalid_argument(f"JSON Value: {json_tensor.debug_string(document)} When "
+                                   "method is classify, key 'examples' is expected and was not "
+                                   "found")
+        if not isinstance(examples, list):
+            raise invalid_argument(f"JSON Value: {json_tensor.debug_string(document)} "
+                                   "Expecting 'examples' value to be an list/array")
+        if not examples:
+            raise invalid_argument(f"JSON Value: {json_tensor.debug_string(document)} "
+                                   "'examples' value is an empty array")
+        request = (classification_pb2.ClassificationRequest() if method == "classify"
+                   else regression_pb2.RegressionRequest())
+        request.model_spec.CopyFrom(spec)
+        request.model_spec.signature_name = signature_name
+        return self.server.check_classify_or_regress(request, method)
+
+
+def _model_spec(name: str, version: str | None, label: str | None) -> model_pb2.ModelSpec:
+    """The ModelSpec of a path's captures: percent-decoded name and label, int64 version
+    (ParseModelInfo, http_rest_api_util.cc)."""
+    spec = model_pb2.ModelSpec(name=unquote(name or ""))
+    if version is not None:
+        number = int(version)
+        if number >= 2**63:
+            raise invalid_argument(f"Failed to convert version: {version} to numeric.")
+        spec.version.value = number
+    if label is not None:
+        spec.version_label = unquote(label)
+    return spec

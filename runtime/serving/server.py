@@ -12,6 +12,7 @@ import concurrent.futures
 import dataclasses
 import threading
 import time
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -20,21 +21,27 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf import any_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
-                                     model_management_pb2, model_service_pb2_grpc, predict_pb2,
+                                     model_management_pb2, model_service_pb2,
+                                     model_service_pb2_grpc, predict_pb2, prediction_service_pb2,
                                      prediction_service_pb2_grpc, status_pb2)
 from tensorflow_serving.config import model_server_config_pb2
 
 from runtime.serving.batching import Batcher, BatchingOptions
-from protos.status import invalid_argument, not_found
+from protos.status import StatusError, invalid_argument, not_found
 from runtime.savedmodel.tf_status import message_of, status_code_of
 from runtime.serving.manager import ModelManager
 from runtime.serving.metrics import ServerMetrics
 from runtime.savedmodel.servable import Servable
+from runtime.serving.tensors import tensor_proto
 
 # 64 MiB: a 60 s request of the paper's model is ~100 KB, its answer ~150 KB; far past that
 # is a mistake or an attack, answered RESOURCE_EXHAUSTED by gRPC itself.
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+# Timestamped lines through `logging` (soundstorm serve configures the format).
+LOG = logging.getLogger("runtime.serving")
 
 
 @dataclasses.dataclass
@@ -48,18 +55,36 @@ class ServerOptions:
     grpc_threads: int = 32
     metrics_path: str = ""           # REST path of Prometheus metrics; "" disables
     ssl: object | None = None        # tf_serving_config_pb2.SSLConfig
-    rest_timeout_seconds: float = 600.0
+    rest_timeout_seconds: float = 30.0  # --rest_api_timeout_in_ms; <= 0: none
+    rest_threads: int = 0            # --rest_api_num_threads; 0: 4 per CPU, as TF Serving
+    rest_cors: bool = False          # --rest_api_enable_cors_support
+    grpc_healthcheck: bool = False   # --enable_grpc_healthcheck_service
+    serialization_as_tensor_content: bool = False  # --enable_serialization_as_tensor_content
+    max_num_load_retries: int = 5    # --max_num_load_retries
+    load_retry_interval_s: float = 60.0  # --load_retry_interval_micros / 1e6
+    allow_version_labels_for_unavailable_models: bool = False
+    grpc_socket_path: str = ""       # --grpc_socket_path: also listen on this Unix socket
+    grpc_channel_arguments: tuple = ()  # --grpc_channel_arguments, parsed: (name, value)
+    warm_up: bool = True             # --enable_model_warmup
+    session_threads: tuple[int, int] = (0, 0)  # intra-op, inter-op (0: TensorFlow's choice)
 
 
 class ModelServer:
     def __init__(self, config: model_server_config_pb2.ModelServerConfig,
-                 options: ServerOptions = ServerOptions(), log: Callable[[str], None] = print):
+                 options: ServerOptions = ServerOptions(),
+                 log: Callable[[str], None] = LOG.info):
         self.options, self.log = options, log
         self.metrics = ServerMetrics()
         self.health = health.HealthServicer()
         self._batchers: dict[tuple, tuple[Servable, Batcher]] = {}
         self._batchers_lock = threading.Lock()
-        self.manager = ModelManager(config, log=log, on_change=self._on_models_changed)
+        self.manager = ModelManager(config, log=log, on_change=self._on_models_changed,
+                                    max_num_load_retries=options.max_num_load_retries,
+                                    load_retry_interval_s=options.load_retry_interval_s,
+                                    allow_version_labels_for_unavailable_models=(
+                                        options.allow_version_labels_for_unavailable_models),
+                                    warm_up=options.warm_up,
+                                    session_threads=options.session_threads)
         self._grpc: grpc.Server | None = None
         self._rest = None
         self.grpc_port = self.rest_port = 0
@@ -70,29 +95,38 @@ class ModelServer:
         version = spec.version.value if spec.HasField("version") else None
         return self.manager.resolve(spec.name, version, spec.version_label)
 
-    def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+    def predict(self, request: predict_pb2.PredictRequest,
+                timeout_ms: int | None = None) -> predict_pb2.PredictResponse:
+        """TF Serving's Predict: servable, then signature, inputs and output_filter, all
+        checked before the model runs; only the filtered outputs are fetched
+        (PredictWithModelSpec, predict_impl.cc; RunPredict, predict_util.cc). `timeout_ms`
+        bounds the run as a gRPC deadline does in TF Serving (prediction_service_impl.cc)."""
+        _require_model_spec(request)
         servable = self.resolve(request.model_spec)
         signature = servable.check_signature(request.model_spec.signature_name)
-        inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
-        outputs = self.run(servable, signature, inputs)
-        wanted = list(request.output_filter) or list(outputs)
-        unknown = set(wanted) - set(outputs)
-        if unknown:
-            raise invalid_argument(f"output_filter names {sorted(unknown)}, not outputs of "
-                                   f"signature {signature} ({sorted(outputs)})")
+        try:
+            inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
+        except (TypeError, ValueError) as error:
+            raise invalid_argument(f"tensor parsing error: {error}") from None
+        wanted = servable.check_output_filter(signature, request.output_filter)
+        outputs = self.run(servable, signature, inputs, wanted, timeout_ms)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version
         response.model_spec.signature_name = signature
+        as_content = self.options.serialization_as_tensor_content
         for key in wanted:
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key]))
+            response.outputs[key].CopyFrom(tensor_proto(outputs[key], as_content))
         return response
 
-    def run(self, servable: Servable, signature: str,
-            inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, servable: Servable, signature: str, inputs: dict[str, np.ndarray],
+            outputs: list[str] | None = None,
+            timeout_ms: int | None = None) -> dict[str, np.ndarray]:
+        """Checks and runs one request, through the signature's batcher when batching is on
+        (a batch runs every output and has no single deadline)."""
         servable.check_inputs(signature, inputs)
         if self.options.batching is None:
-            return servable.run(signature, inputs)
+            return servable.run(signature, inputs, outputs, timeout_ms)
         return self._batcher(servable, signature).submit(inputs)
 
     def _batcher(self, servable: Servable, signature: str) -> Batcher:
@@ -105,11 +139,53 @@ class ModelServer:
                 self._batchers[key] = current = (servable, batcher)
             return current[1]
 
+    def check_classify_or_regress(self, request, method: str):
+        """Classify and Regress as TF Serving answers them for this project's models, whose
+        signatures are all predict signatures: the signature's own checks fail first, with
+        INVALID_ARGUMENT and TF Serving's words (GetClassificationSignature, classifier.cc;
+        GetRegressionSignature, regressor.cc). Past them (a true classify or regress
+        signature, which no SoundStorm export has) the call is UNIMPLEMENTED here."""
+        _require_model_spec(request)
+        servable = self.resolve(request.model_spec)
+        name = request.model_spec.signature_name or "serving_default"
+        signature = servable.signature_defs.get(name)
+        if signature is None:
+            raise invalid_argument(f"No signature was found with the name: {name}")
+        if len(signature.inputs) != 1:
+            raise invalid_argument("Expected one input Tensor.")
+        if method == "classify":
+            if len(signature.outputs) not in (1, 2):
+                raise invalid_argument(f"Expected one or two output Tensors, found "
+                                       f"{len(signature.outputs)}")
+            if "inputs" not in signature.inputs:
+                raise invalid_argument(f"No classification inputs found in SignatureDef: "
+                                       f"{signature}")
+            if not {"classes", "scores"} & set(signature.outputs):
+                raise invalid_argument('Expected classification signature outputs to contain at '
+                                       'least one of "classes" or "scores". Signature was: '
+                                       f"{signature}")
+        else:
+            if len(signature.outputs) != 1:
+                raise invalid_argument("Expected one output Tensor.")
+            if "inputs" not in signature.inputs:
+                raise invalid_argument(f"No regression inputs found in SignatureDef: {signature}")
+            if "outputs" not in signature.outputs:
+                raise invalid_argument(f"No regression outputs found in SignatureDef: "
+                                       f"{signature}")
+        raise StatusError(f"{method} signatures (tf.Example inputs) are not served by this "
+                          "server", grpc.StatusCode.UNIMPLEMENTED)
+
     def metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest
                  ) -> get_model_metadata_pb2.GetModelMetadataResponse:
-        fields = list(request.metadata_field) or ["signature_def"]
-        if fields != ["signature_def"]:
-            raise invalid_argument(f"metadata_field must be ['signature_def'], got {fields}")
+        """Every SignatureDef, `__saved_model_init_op` included, packed in an Any; the
+        fields are checked before the model is looked up (get_model_metadata_impl.cc)."""
+        _require_model_spec(request)
+        if not request.metadata_field:
+            raise invalid_argument("GetModelMetadataRequest must specify at least one "
+                                   "metadata_field")
+        for field in request.metadata_field:
+            if field != "signature_def":
+                raise invalid_argument(f"Metadata field {field} is not supported")
         servable = self.resolve(request.model_spec)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = servable.name
@@ -124,10 +200,11 @@ class ModelServer:
 
     def model_status(self, request: get_model_status_pb2.GetModelStatusRequest
                      ) -> get_model_status_pb2.GetModelStatusResponse:
+        """A version's status, or every version's newest first; a version label is ignored,
+        as TF Serving's GetModelStatusWithModelSpec reads only `version`."""
+        _require_model_spec(request)
         spec = request.model_spec
         version = spec.version.value if spec.HasField("version") else None
-        if spec.version_label:
-            version = self.resolve(spec).version
         return get_model_status_pb2.GetModelStatusResponse(
             model_version_status=self.manager.status(spec.name, version))
 
@@ -139,12 +216,7 @@ class ModelServer:
     def _on_models_changed(self) -> None:
         available = self.manager.available()
         for name, versions in available.items():
-            self.metrics.versions_available.labels(name).set(len(versions))
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING if versions
-                            else health_pb2.HealthCheckResponse.NOT_SERVING)
-        self.health.set("", health_pb2.HealthCheckResponse.SERVING
-                        if available and all(available.values())
-                        else health_pb2.HealthCheckResponse.NOT_SERVING)
+            self.metrics.set_versions_available(name, len(versions))
         with self._batchers_lock:  # drop batchers of versions no longer loaded
             for key in [k for k in self._batchers if k[1] not in available.get(k[0], [])]:
                 self._batchers.pop(key)[1].close()
@@ -152,36 +224,72 @@ class ModelServer:
     # Lifecycle
 
     def start(self) -> "ModelServer":
-        self.manager.poll()  # load what is there before taking traffic
-        self.manager.start_polling(self.options.poll_seconds)
+        """Binds the ports, then loads the models, then serves.
+
+        The ports come first and exclusively (no SO_REUSEPORT), so a busy port fails at once
+        with UNAVAILABLE naming it, before minutes of loading, and a second server can never
+        take part of the first one's traffic (a deliberate difference: TF Serving leaves
+        gRPC's port reuse on, server.cc BuildAndStart).
+        """
         limit = self.options.max_message_bytes
         self._grpc = grpc.server(
             concurrent.futures.ThreadPoolExecutor(self.options.grpc_threads),
             options=[("grpc.max_receive_message_length", limit),
-                     ("grpc.max_send_message_length", limit)])
+                     ("grpc.max_send_message_length", limit), ("grpc.so_reuseport", 0),
+                     *self.options.grpc_channel_arguments])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             _PredictionService(self), self._grpc)
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(_ModelService(self), self._grpc)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
+        services = [prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"]
+                    .full_name, model_service_pb2.DESCRIPTOR.services_by_name["ModelService"]
+                    .full_name, reflection.SERVICE_NAME]
+        if self.options.grpc_healthcheck:
+            # --enable_grpc_healthcheck_service: gRPC's default health service, with these two
+            # short names marked SERVING once, never updated (server.cc BuildAndStart).
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self._grpc)
+            for name in ("ModelService", "PredictionService"):
+                self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            services.append(health.SERVICE_NAME)
+        # Server reflection, on in TF Serving since 2.15.1 (grpc++_reflection linked in).
+        reflection.enable_server_reflection(services, self._grpc)
         address = f"{self.options.host}:{self.options.port}"
-        if self.options.ssl is not None:
-            self.grpc_port = self._grpc.add_secure_port(address, _credentials(self.options.ssl))
-        else:
-            self.grpc_port = self._grpc.add_insecure_port(address)
-        self._grpc.start()
+        try:
+            if self.options.ssl is not None:
+                self.grpc_port = self._grpc.add_secure_port(address,
+                                                            _credentials(self.options.ssl))
+            else:
+                self.grpc_port = self._grpc.add_insecure_port(address)
+        except RuntimeError:
+            self.grpc_port = 0
+        if not self.grpc_port:
+            raise StatusError(f"cannot bind the gRPC port {address}: it is in use or not "
+                              "available to this process", grpc.StatusCode.UNAVAILABLE)
+        if self.options.grpc_socket_path:
+            try:
+                bound = self._grpc.add_insecure_port(f"unix:{self.options.grpc_socket_path}")
+            except RuntimeError:
+                bound = 0
+            if not bound:
+                raise StatusError(f"cannot listen on the Unix socket "
+                                  f"{self.options.grpc_socket_path}", grpc.StatusCode.UNAVAILABLE)
         if self.options.rest_api_port or self.options.rest_api_port == -1:
             from runtime.serving.rest import RestServer
-            self._rest = RestServer(self, self.options.host,
-                                    max(self.options.rest_api_port, 0)).start()
+            self._rest = RestServer(self, self.options.host, max(self.options.rest_api_port, 0))
             self.rest_port = self._rest.port
-        self.log(f"[serve] gRPC on {self.options.host}:{self.grpc_port}"
+        self.manager.poll()  # load what is there before taking traffic
+        self.manager.start_polling(self.options.poll_seconds)
+        self._grpc.start()
+        if self._rest is not None:
+            self._rest.start()
+        self.log(f"gRPC on {self.options.host}:{self.grpc_port}"
                  + (f", REST on {self.rest_port}" if self._rest else "")
                  + f"; serving {self.manager.available()}")
         return self
 
     def stop(self, grace_seconds: float = 30.0) -> None:
         """Graceful: stop accepting, let in-flight requests finish (up to the grace)."""
-        self.health.enter_graceful_shutdown()
+        if self.options.grpc_healthcheck:
+            self.health.enter_graceful_shutdown()
         if self._rest is not None:
             self._rest.stop()
         if self._grpc is not None:
@@ -194,6 +302,11 @@ class ModelServer:
 
     def wait(self) -> None:
         self._grpc.wait_for_termination()
+
+
+def _require_model_spec(request) -> None:
+    if not request.HasField("model_spec"):
+        raise invalid_argument("Missing ModelSpec")
 
 
 def _credentials(ssl_config) -> grpc.ServerCredentials:
@@ -226,7 +339,19 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.server = server
 
     def Predict(self, request, context):
-        return _serve(self.server, "predict", context, self.server.predict, request)
+        # The deadline bounds the run (RunOptions.timeout_in_ms, prediction_service_impl.cc).
+        remaining = context.time_remaining()
+        timeout_ms = None if remaining is None or remaining > 1e8 else remaining * 1000
+        return _serve(self.server, "predict", context,
+                      lambda r: self.server.predict(r, timeout_ms), request)
+
+    def Classify(self, request, context):
+        return _serve(self.server, "classify", context,
+                      lambda r: self.server.check_classify_or_regress(r, "classify"), request)
+
+    def Regress(self, request, context):
+        return _serve(self.server, "regress", context,
+                      lambda r: self.server.check_classify_or_regress(r, "regress"), request)
 
     def GetModelMetadata(self, request, context):
         return _serve(self.server, "metadata", context, self.server.metadata, request)
