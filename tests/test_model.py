@@ -1,3 +1,5 @@
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -151,3 +153,51 @@ def test_a_six_block_stack_learns_a_per_frame_lookup_quickly():
         params, opt_state, loss = step(params, opt_state, jnp.asarray(np.repeat(tokens, run, 1)))
         losses.append(float(loss))
     assert np.mean(losses[20:]) < 0.25 * np.log(config.codebook_size)
+
+
+def _scrambled(params, seed):
+    """Every parameter replaced by a random draw of its shape (scales near 1, not 0.01), so
+    each branch, scale and head moves the output far more than float32 rounding does."""
+    rng = np.random.default_rng(seed)
+    return jax.tree_util.tree_map(
+        lambda leaf: jnp.asarray(rng.normal(0.0, 0.5, leaf.shape), leaf.dtype), params)
+
+
+@pytest.mark.parametrize("seed, num_semantic, lengths", [
+    (0, 5, [10, 7]),     # one example padded
+    (1, 4, [8, 1]),      # a one-frame example
+    (2, 6, [12, 12]),    # no padding, every level's tokens random (mask id included)
+])
+def test_the_network_equals_an_independent_numpy_forward_pass(params, seed, num_semantic,
+                                                               lengths):
+    """tests/reference_model.py computes the same network from the papers' description in
+    float64, one example and one head at a time: embedding sum, Macaron Conformer blocks
+    with LayerScale, rotary attention over valid frames, the convolution module, a head per
+    level. The JAX model must give the same logits on every valid frame and level."""
+    from tests.reference_model import reference_logits
+    config = dataclasses.replace(CONFIG, rotary_base=100.0)  # angles that turn within 12 frames
+    scrambled = _scrambled(params, seed)
+    rng = np.random.default_rng(seed)
+    semantic, acoustic, _ = random_inputs(rng, len(lengths), num_semantic, config)
+    frame_mask = frame_mask_from_lengths(jnp.asarray(lengths), acoustic.shape[1])
+    model = SoundStorm(config)
+    hidden = model.apply({"params": scrambled}, semantic, acoustic, frame_mask,
+                         method=SoundStorm.encode)
+    logits = np.asarray(model.apply({"params": scrambled}, hidden,
+                                    method=SoundStorm.all_level_logits))
+    for b, length in enumerate(lengths):
+        expected = reference_logits(scrambled, config, semantic[b], acoustic[b], length)
+        np.testing.assert_allclose(logits[b, :length], expected[:length], rtol=2e-4, atol=2e-4)
+
+
+def test_parameter_shapes_follow_the_paper():
+    """A table per level with a mask row; semantic ids plus `unknown`; a head per level; the
+    heads' initial scale is LeCun's 1/sqrt(fan_in) with fan_in = model_dim."""
+    config = dataclasses.replace(CONFIG, model_dim=256)
+    fresh = init_params(config, jax.random.key(1))
+    Q, K, D = config.num_levels, config.codebook_size, config.model_dim
+    assert fresh["acoustic_embedding"].shape == (Q, K + 1, D)
+    assert fresh["semantic_embedding"].shape == (config.semantic_vocab_size + 1, D)
+    assert fresh["head_kernel"].shape == (Q, D, K) and fresh["head_bias"].shape == (Q, K)
+    std = float(np.std(np.asarray(fresh["head_kernel"])))
+    assert abs(std - 1 / np.sqrt(D)) < 0.1 / np.sqrt(D), std
