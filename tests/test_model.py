@@ -174,7 +174,7 @@ def test_the_network_equals_an_independent_numpy_forward_pass(params, seed, num_
     float64, one example and one head at a time: embedding sum, Macaron Conformer blocks
     with LayerScale, rotary attention over valid frames, the convolution module, a head per
     level. The JAX model must give the same logits on every valid frame and level."""
-    from tests.reference_model import reference_logits
+    from reference_model import reference_logits
     config = dataclasses.replace(CONFIG, rotary_base=100.0)  # angles that turn within 12 frames
     scrambled = _scrambled(params, seed)
     rng = np.random.default_rng(seed)

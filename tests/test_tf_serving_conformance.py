@@ -530,20 +530,89 @@ def test_cors_preflight_and_headers(served_version, tmp_path):
         server.stop(1)
 
 
-def test_metrics_carry_tf_servings_names(served):
+def test_metrics_carry_tf_servings_names_and_labels(served):
     """util/prometheus_exporter.cc renders /tensorflow/serving/request_count as
     :tensorflow:serving:request_count {model_name, status}; request_latency has
-    {model_name, API, entrypoint} (servables/tensorflow/util.cc)."""
-    _, _, root = served
+    {model_name, API, entrypoint} and is recorded for successful requests only; the gRPC
+    API label is the method's name, and GetModelStatus is not counted
+    (servables/tensorflow/util.cc, model_servers/prediction_service_impl.cc)."""
+    server, channel, root = served
+    before = server.metrics.exposition().decode()
     http(root + "/v1/models/soundstorm")
     http(root + "/v1/models/nope")
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    stub.Predict(_predict_request(output_filter=["lengths"]), timeout=120)
+    rpc_error(stub.Predict, _predict_request(name="nope"))
+    model_service_pb2_grpc.ModelServiceStub(channel).GetModelStatus(
+        get_model_status_pb2.GetModelStatusRequest(model_spec={"name": "soundstorm"}))
     status, _, metrics = http(root + "/monitoring/prometheus/metrics")
     assert status == 200
     text = metrics.decode()
     assert "# TYPE :tensorflow:serving:request_count counter" in text
     assert ':tensorflow:serving:request_count{model_name="nope",status="NOT_FOUND"} ' in text
-    assert ':tensorflow:serving:request_latency_count{API="status",entrypoint="REST",' \
-           'model_name="soundstorm"}' in text
+    assert ':tensorflow:serving:request_latency_count{API="Predict",entrypoint="GRPC",' \
+           'model_name="soundstorm"} ' in text
+    assert ':tensorflow:serving:request_latency_count{API="",entrypoint="REST",' \
+           'model_name="soundstorm"} ' in text
+    assert 'model_name="nope"' not in text.split("request_latency")[1]  # failures: no latency
+    count = lambda t: sum(1 for line in t.splitlines()
+                          if line.startswith(':tensorflow:serving:request_count{model_name='
+                                             '"soundstorm",status="OK"}'))
+    ok = lambda t: int(next((line.split()[-1] for line in t.splitlines() if line.startswith(
+        ':tensorflow:serving:request_count{model_name="soundstorm",status="OK"}')), 0))
+    assert ok(text) - ok(before) == 2  # REST status and gRPC Predict; GetModelStatus is not
+    assert count(text) == 1
+
+
+def test_gzip_bodies_are_inflated_and_head_replies_have_no_body(served):
+    """libevent inflates a gzip-encoded body for TF Serving (evhttp_request.cc); a HEAD
+    reply carries the headers only."""
+    import gzip
+    _, _, root = served
+    body = gzip.compress(json.dumps({"signature_name": "metadata", "inputs": [0]}).encode())
+    status, _, reply = http(root + "/v1/models/soundstorm:predict", body,
+                            headers={"Content-Encoding": "gzip"})
+    assert status == 200 and "contract_json" in json.loads(reply)["outputs"]
+    status, _, reply = http(root + "/v1/models/soundstorm:predict", b"not gzip",
+                            headers={"Content-Encoding": "gzip"})
+    assert status == 400 and "not valid gzip" in json.loads(reply)["error"]
+    status, headers, reply = http(root + "/v1/models/soundstorm", method="HEAD")
+    assert status == 400 and reply == b""  # HEAD is "Malformed request", without the body
+
+
+def test_input_names_are_checked_before_the_filter_and_a_bad_tensor_names_its_alias(served):
+    """PreProcessPrediction: VerifyRequestInputsSize, then output_filter, then each tensor's
+    parse, whose error names the alias (predict_util.cc)."""
+    _, channel, _ = served
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    request = _predict_request(arrays={}, output_filter=["nope"])
+    assert rpc_error(stub.Predict, request)[1].startswith("input size does not match signature")
+    request = _predict_request()
+    request.inputs["seeds"].tensor_content = b"\x01\x02\x03"  # not a whole int32
+    request.inputs["seeds"].ClearField("int_val")
+    assert rpc_error(stub.Predict, request) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                "tensor parsing error: seeds")
+
+
+def test_multi_inference_on_predict_signatures_is_invalid_argument(served):
+    from tensorflow_serving.apis import inference_pb2
+    _, channel, _ = served
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    request = inference_pb2.MultiInferenceRequest()
+    assert rpc_error(stub.MultiInference, request) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                       "Empty tasks")
+    task = request.tasks.add(model_spec={"name": "soundstorm"},
+                             method_name="tensorflow/serving/classify")
+    assert rpc_error(stub.MultiInference, request) == (grpc.StatusCode.INVALID_ARGUMENT,
+                                                       "Expected one input Tensor.")
+
+
+def test_deep_json_nesting_is_a_client_error(served):
+    _, _, root = served
+    deep = "[" * 500 + "1" + "]" * 500
+    status, _, reply = http(root + "/v1/models/soundstorm:predict",
+                            ('{"signature_name": "metadata", "inputs": ' + deep + "}").encode())
+    assert status == 400, reply
 
 
 # --- Process: flags, ports, start-up validations --------------------------------------------

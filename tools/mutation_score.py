@@ -198,6 +198,23 @@ EQUIVALENT_MUTANTS = (
      "def __init__(self, directory: Path | None = None, num_threads: int = 0):",
      "def __init__(self, directory: Path & None = None, num_threads: int = 0):",
      "an annotation, never evaluated (from __future__ import annotations)"),
+    *(("soundstorm/model.py", before, after,
+       "init_params's dummy inputs only give the parameters their shapes, which do not "
+       "depend on the batch size")
+      for before, after in (
+          ("levels = jnp.zeros((1,), jnp.int32)", "levels = jnp.zeros((2,), jnp.int32)"),
+          ("frame_mask = jnp.ones((1, num_frames), bool)",
+           "frame_mask = jnp.ones((2, num_frames), bool)"),
+          ("acoustic = jnp.zeros((1, num_frames, config.num_levels), jnp.int32)",
+           "acoustic = jnp.zeros((2, num_frames, config.num_levels), jnp.int32)"),
+          ("semantic = jnp.zeros((1, -(-num_frames // config.frames_per_semantic_token)), "
+           "jnp.int32)",
+           "semantic = jnp.zeros((2, -(-num_frames // config.frames_per_semantic_token)), "
+           "jnp.int32)"))),
+    ("soundstorm/model.py",
+     "shapes = jax.eval_shape(lambda rng: init_params(config, rng), jax.random.key(0))",
+     "shapes = jax.eval_shape(lambda rng: init_params(config, rng), jax.random.key(-1))",
+     "eval_shape gives shapes only: the key's value never matters"),
     ("export/checks.py",
      "def _in_range(name: str, values, low, high, where=None, high_text: str | None = None) "
      "-> list:",

@@ -9,6 +9,8 @@ from runtime.serving.flags import ServerFlags, add_arguments
 def _add_serve(subparsers) -> None:
     parser = subparsers.add_parser(
         "serve", help="serve exported models over TF Serving's gRPC and REST APIs",
+        # tensorflow_model_server knows no abbreviated flags: neither do we.
+        allow_abbrev=False,
         description="A model server that speaks TF Serving's API and reads its config files "
                     "(flags named as tensorflow_model_server's). Serves --model_name from "
                     "--model_base_path, or every model of --model_config_file; new versions are "

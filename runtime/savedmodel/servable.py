@@ -105,17 +105,23 @@ class Servable:
             seen.add(alias)
         return list(output_filter) or sorted(outputs)
 
+    def check_input_names(self, signature: str, names: list[str]) -> None:
+        """INVALID_ARGUMENT unless `names` are the signature's inputs, in TF Serving's words
+        (VerifyRequestInputsSize, servables/tensorflow/predict_util.cc)."""
+        specs = self.signature_defs[signature].inputs
+        missing, extra = set(specs) - set(names), set(names) - set(specs)
+        if missing or extra:
+            raise invalid_argument(
+                f"input size does not match signature: {len(names)}!={len(specs)} "
+                f"len({{{','.join(sorted(names))}}}) != len({{{','.join(sorted(specs))}}}). "
+                f"Sent extra: {{{','.join(sorted(extra))}}}. "
+                f"Missing but required: {{{','.join(sorted(missing))}}}.")
+
     def check_inputs(self, signature: str, inputs: dict[str, np.ndarray]) -> None:
         """Names (TF Serving's VerifyRequestInputsSize words), dtypes and shapes (which the
         placeholders check at run time in C++; Python's Session.run would raise ValueError)."""
         specs = self.input_specs(signature)
-        missing, extra = set(specs) - set(inputs), set(inputs) - set(specs)
-        if missing or extra:
-            raise invalid_argument(
-                f"input size does not match signature: {len(inputs)}!={len(specs)} "
-                f"len({{{','.join(sorted(inputs))}}}) != len({{{','.join(sorted(specs))}}}). "
-                f"Sent extra: {{{','.join(sorted(extra))}}}. "
-                f"Missing but required: {{{','.join(sorted(missing))}}}.")
+        self.check_input_names(signature, list(inputs))
         for key, (dtype, shape) in specs.items():
             array = inputs[key]
             if tf.as_dtype(array.dtype) != dtype:

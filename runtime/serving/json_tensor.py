@@ -72,8 +72,9 @@ def is_b64_object(value) -> bool:
 
 
 def parse_json(body: bytes) -> dict:
-    """The request document: NaN and Infinity accepted, bytes after the root value ignored,
-    nesting unlimited (ParseJson's rapidjson flags); the root must be an object."""
+    """The request document: NaN and Infinity accepted, bytes after the root value ignored
+    (ParseJson's rapidjson flags); the root must be an object. Nesting is limited by
+    Python's parser (about 1,000 levels; rapidjson's iterative parser has no limit)."""
     text = body.decode("utf-8", errors="replace").lstrip()
     if not text:
         raise invalid_argument("JSON Parse error: The document is empty")
@@ -161,6 +162,9 @@ def to_array(value, dtype: tf.DType) -> np.ndarray:
                                    f"{len(shape)}")
         flat.append(_element(item, dtype))
 
+    if len(shape) > 32:  # TensorShape's limit is 254 dims; numpy's 64; no model takes this
+        raise invalid_argument(f"JSON Value nests {len(shape)} lists deep: more dimensions "
+                               "than any input of this model has")
     fill(value, 0)
     if dtype == tf.string:
         return np.array(flat, dtype=object).reshape(shape)

@@ -56,10 +56,13 @@ class ServerMetrics:
 
     def observe(self, model: str, version: str, api: str, code: str, seconds: float,
                 entrypoint: str = "GRPC") -> None:
-        """One request: counted by model and status; latency by model, API and entrypoint."""
+        """One request: counted by model and status; if it succeeded, its latency by model, API
+        and entrypoint (RecordRequestLatency is called on OK only)."""
         with self._lock:
             key = (model, code)
             self._requests[key] = self._requests.get(key, 0) + 1
+            if code != "OK":  # latency of successful requests only, as TF Serving records it
+                return
             latency_key = (model, api, entrypoint)
             if latency_key not in self._latency:
                 self._latency[latency_key] = _Histogram(LATENCY_BUCKETS_US)
@@ -100,4 +103,5 @@ def _sample(name: str, labels: dict, value: float) -> str:
     """One sample line; label values escaped as the exposition format asks (\\, \", newline)."""
     escape = lambda text: str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     inside = ",".join(f'{key}="{escape(labels[key])}"' for key in sorted(labels))
-    return f"{name}{{{inside}}} {float(value)!r}" if inside else f"{name} {float(value)!r}"
+    number = str(value) if isinstance(value, int) else repr(float(value))
+    return f"{name}{{{inside}}} {number}" if inside else f"{name} {number}"

@@ -120,6 +120,11 @@ class _RestApp:
         self.server, self.workers = server, workers
 
     def __call__(self, environ, start_response):
+        reply = self._answer(environ, start_response)
+        # A HEAD reply has the headers of the GET reply and no body (RFC 9110, 9.3.2).
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else reply
+
+    def _answer(self, environ, start_response):
         method = environ["REQUEST_METHOD"]
         # TF Serving matches the request URI as sent: percent-escapes and the query included.
         path = environ.get("REQUEST_URI") or environ.get("PATH_INFO", "")
@@ -132,9 +137,11 @@ class _RestApp:
         if not _API_PATH.fullmatch(path):
             return self._reply(start_response, 404, b"Not Found", "text/plain")
         started, code = time.perf_counter(), grpc.StatusCode.OK
-        seen = {"model": "", "api": "rest"}  # filled in by _route as soon as it knows them
+        seen = {"model": "", "api": ""}  # filled in by _route as soon as it knows them
         try:
             body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            if "gzip" in environ.get("HTTP_CONTENT_ENCODING", ""):
+                body = _gunzip(body, self.server.options.max_message_bytes)
             reply = json.dumps(self._route(method, path, body, seen), indent=4).encode()
             status = 200
         except Exception as error:  # the server stays up whatever a request does
@@ -181,10 +188,10 @@ class _RestApp:
                 raise malformed
             if not match.group(1):
                 raise invalid_argument("Missing model name in request.")
-            api = "metadata" if match.group(4) == "metadata" else "status"
-            seen.update(model=unquote(match.group(1)), api=api)
+            # GET requests carry no method: TF Serving's API label is empty for them.
+            seen.update(model=unquote(match.group(1)), api="")
             spec = _model_spec(*match.groups()[:3])
-            return self._metadata(spec) if api == "metadata" else self._status(spec)
+            return self._metadata(spec) if match.group(4) == "metadata" else self._status(spec)
         raise malformed
 
     def _status(self, spec) -> dict:
@@ -249,6 +256,21 @@ class _RestApp:
         request.model_spec.CopyFrom(spec)
         request.model_spec.signature_name = signature_name
         return self.server.check_classify_or_regress(request, method)
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """A gzip-encoded body, decompressed as libevent's request does for TF Serving, and
+    bounded: more than `limit` bytes once inflated is RESOURCE_EXHAUSTED."""
+    import zlib
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise invalid_argument(f"the request body is not valid gzip: {error}") from None
+    if len(data) > limit:
+        raise StatusError(f"the request body inflates to more than {limit} bytes",
+                          grpc.StatusCode.RESOURCE_EXHAUSTED)
+    return data
 
 
 def _model_spec(name: str, version: str | None, label: str | None) -> model_pb2.ModelSpec:

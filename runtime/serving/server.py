@@ -104,11 +104,15 @@ class ModelServer:
         _require_model_spec(request)
         servable = self.resolve(request.model_spec)
         signature = servable.check_signature(request.model_spec.signature_name)
-        try:
-            inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
-        except (TypeError, ValueError) as error:
-            raise invalid_argument(f"tensor parsing error: {error}") from None
+        # PreProcessPrediction's order: input names, output_filter, then each tensor's parse.
+        servable.check_input_names(signature, list(request.inputs))
         wanted = servable.check_output_filter(signature, request.output_filter)
+        inputs = {}
+        for key, proto in request.inputs.items():
+            try:
+                inputs[key] = tf.make_ndarray(proto)
+            except (TypeError, ValueError):
+                raise invalid_argument(f"tensor parsing error: {key}") from None
         outputs = self.run(servable, signature, inputs, wanted, timeout_ms)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = servable.name
@@ -175,6 +179,23 @@ class ModelServer:
         raise StatusError(f"{method} signatures (tf.Example inputs) are not served by this "
                           "server", grpc.StatusCode.UNIMPLEMENTED)
 
+    def check_multi_inference(self, request):
+        """MultiInference's tasks are classify and regress tasks: each fails on SoundStorm's
+        predict signatures as Classify and Regress do (INVALID_ARGUMENT); no tasks is
+        INVALID_ARGUMENT too (servables/tensorflow/multi_inference.cc)."""
+        from tensorflow_serving.apis import classification_pb2, regression_pb2
+        if not request.tasks:
+            raise invalid_argument("Empty tasks")
+        for task in request.tasks:
+            method = {"tensorflow/serving/classify": "classify",
+                      "tensorflow/serving/regress": "regress"}.get(task.method_name)
+            if method is None:
+                raise invalid_argument(f"Unsupported signature method_name: {task.method_name}")
+            single = (classification_pb2.ClassificationRequest() if method == "classify"
+                      else regression_pb2.RegressionRequest())
+            single.model_spec.CopyFrom(task.model_spec)
+            self.check_classify_or_regress(single, method)
+
     def metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest
                  ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         """Every SignatureDef, `__saved_model_init_op` included, packed in an Any; the
@@ -224,13 +245,18 @@ class ModelServer:
     # Lifecycle
 
     def start(self) -> "ModelServer":
-        """Binds the ports, then loads the models, then serves.
+        """Checks the ports, loads the models, then binds and serves.
 
-        The ports come first and exclusively (no SO_REUSEPORT), so a busy port fails at once
-        with UNAVAILABLE naming it, before minutes of loading, and a second server can never
-        take part of the first one's traffic (a deliberate difference: TF Serving leaves
-        gRPC's port reuse on, server.cc BuildAndStart).
+        The ports are checked first, so a busy port fails at once with UNAVAILABLE naming
+        it, not after minutes of loading; they open only once the models have loaded, as
+        TF Serving's do (ServerCore::Create comes before the gRPC address in
+        Server::BuildAndStart), so nothing connects to a server that cannot answer yet.
+        The gRPC port is exclusive (no SO_REUSEPORT): a second server can never take part
+        of the first one's traffic (a deliberate difference: TF Serving leaves it on).
         """
+        for what, port in (("gRPC", self.options.port), ("REST", self.options.rest_api_port)):
+            _check_port_free(self.options.host, port, what)
+        self.manager.poll()  # load what is there before taking traffic
         limit = self.options.max_message_bytes
         self._grpc = grpc.server(
             concurrent.futures.ThreadPoolExecutor(self.options.grpc_threads),
@@ -276,7 +302,6 @@ class ModelServer:
             from runtime.serving.rest import RestServer
             self._rest = RestServer(self, self.options.host, max(self.options.rest_api_port, 0))
             self.rest_port = self._rest.port
-        self.manager.poll()  # load what is there before taking traffic
         self.manager.start_polling(self.options.poll_seconds)
         self._grpc.start()
         if self._rest is not None:
@@ -304,6 +329,22 @@ class ModelServer:
         self._grpc.wait_for_termination()
 
 
+def _check_port_free(host: str, port: int, what: str) -> None:
+    """UNAVAILABLE naming the port when something listens on it (0 and -1: any port)."""
+    if port <= 0:
+        return
+    import socket
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the servers bind: SO_REUSEADDR, so only a live listener (not TIME_WAIT) blocks.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise StatusError(f"cannot bind the {what} port {host}:{port}: {error.strerror}",
+                              grpc.StatusCode.UNAVAILABLE) from None
+
+
 def _require_model_spec(request) -> None:
     if not request.HasField("model_spec"):
         raise invalid_argument("Missing ModelSpec")
@@ -318,7 +359,8 @@ def _credentials(ssl_config) -> grpc.ServerCredentials:
 
 
 def _serve(server: ModelServer, api: str, context, call, request):
-    """Runs one RPC: errors become the status TF Serving would give; metrics recorded."""
+    """Runs one RPC: errors become the status TF Serving would give; metrics recorded under
+    `api` ("" for the calls TF Serving does not count)."""
     started = time.perf_counter()
     model = request.model_spec.name if hasattr(request, "model_spec") else ""
     version, code = "", grpc.StatusCode.OK
@@ -331,7 +373,9 @@ def _serve(server: ModelServer, api: str, context, call, request):
         code = status_code_of(error)
         context.abort(code, message_of(error))
     finally:
-        server.metrics.observe(model, version, api, code.name, time.perf_counter() - started)
+        if api:  # TF Serving counts Predict, Classify and Regress (prediction_service_impl.cc)
+            server.metrics.observe(model, version, api, code.name,
+                                   time.perf_counter() - started)
 
 
 class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -342,19 +386,22 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         # The deadline bounds the run (RunOptions.timeout_in_ms, prediction_service_impl.cc).
         remaining = context.time_remaining()
         timeout_ms = None if remaining is None or remaining > 1e8 else remaining * 1000
-        return _serve(self.server, "predict", context,
+        return _serve(self.server, "Predict", context,
                       lambda r: self.server.predict(r, timeout_ms), request)
 
     def Classify(self, request, context):
-        return _serve(self.server, "classify", context,
+        return _serve(self.server, "Classify", context,
                       lambda r: self.server.check_classify_or_regress(r, "classify"), request)
 
     def Regress(self, request, context):
-        return _serve(self.server, "regress", context,
+        return _serve(self.server, "Regress", context,
                       lambda r: self.server.check_classify_or_regress(r, "regress"), request)
 
+    def MultiInference(self, request, context):
+        return _serve(self.server, "", context, self.server.check_multi_inference, request)
+
     def GetModelMetadata(self, request, context):
-        return _serve(self.server, "metadata", context, self.server.metadata, request)
+        return _serve(self.server, "", context, self.server.metadata, request)
 
 
 class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
@@ -362,10 +409,10 @@ class _ModelService(model_service_pb2_grpc.ModelServiceServicer):
         self.server = server
 
     def GetModelStatus(self, request, context):
-        return _serve(self.server, "status", context, self.server.model_status, request)
+        return _serve(self.server, "", context, self.server.model_status, request)
 
     def HandleReloadConfigRequest(self, request, context):
-        return _serve(self.server, "reload", context, self.server.reload_config, request)
+        return _serve(self.server, "", context, self.server.reload_config, request)
 
 
 def single_model_config(name: str, base_path: Path) -> model_server_config_pb2.ModelServerConfig:
