@@ -7,9 +7,28 @@ import argparse
 import os
 import sys
 
-# TensorFlow's C++ start-up chatter (no CUDA driver, CPU features) is not the user's business:
-# warnings and errors only, unless the caller sets TF_CPP_MIN_LOG_LEVEL itself.
+# TensorFlow's C++ INFO logs are not the user's business: warnings and errors only, unless
+# the caller sets TF_CPP_MIN_LOG_LEVEL itself.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow with the process's stderr closed: its library load prints absl
+    lines ("Could not find cuda drivers ...") that TF_CPP_MIN_LOG_LEVEL does not silence,
+    and that would bury a command's one-line error. SOUNDSTORM_VERBOSE=1 keeps them."""
+    if "tensorflow" in sys.modules or os.environ.get("SOUNDSTORM_VERBOSE"):
+        return
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:  # the command that needs it reports that itself
+            pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 from apps.cli import codec, exporting, measuring, serving, speech, training
 from protos.status import StatusError
@@ -30,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import_tensorflow_quietly()
     try:
         return args.handler(args)
     # Every error raised on purpose is a StatusError (protos/status.py); OSError is a file
