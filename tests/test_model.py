@@ -201,3 +201,20 @@ def test_parameter_shapes_follow_the_paper():
     assert fresh["head_kernel"].shape == (Q, D, K) and fresh["head_bias"].shape == (Q, K)
     std = float(np.std(np.asarray(fresh["head_kernel"])))
     assert abs(std - 1 / np.sqrt(D)) < 0.1 / np.sqrt(D), std
+
+
+def test_each_examples_level_head_equals_that_level_of_all_heads_with_nonzero_biases(params,
+                                                                                     rng):
+    """level_logits picks one head per example; with scrambled (non-zero) biases it must give
+    exactly that level's slice of all_level_logits, bias included."""
+    scrambled = _scrambled(params, 5)
+    semantic, acoustic, levels = random_inputs(rng, 3, 4)
+    frame_mask = frame_mask_from_lengths(jnp.asarray([8, 5, 1]), acoustic.shape[1])
+    model = SoundStorm(CONFIG)
+    hidden = model.apply({"params": scrambled}, semantic, acoustic, frame_mask,
+                         method=SoundStorm.encode)
+    every = np.asarray(model.apply({"params": scrambled}, hidden,
+                                   method=SoundStorm.all_level_logits))
+    picked = np.asarray(model.apply({"params": scrambled}, hidden, jnp.asarray(levels),
+                                    method=SoundStorm.level_logits))
+    np.testing.assert_allclose(picked, every[np.arange(3), :, levels], rtol=1e-5, atol=1e-5)
