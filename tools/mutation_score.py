@@ -211,6 +211,35 @@ EQUIVALENT_MUTANTS = (
            "jnp.int32)",
            "semantic = jnp.zeros((2, -(-num_frames // config.frames_per_semantic_token)), "
            "jnp.int32)"))),
+    *(("soundstorm/model.py", before, after,
+       "init_params's dummy inputs only give the parameters their shapes, which depend on "
+       "neither the batch size nor the number of frames")
+      for before, after in (
+          ("levels = jnp.zeros((1,), jnp.int32)", "levels = jnp.zeros((0,), jnp.int32)"),
+          ("frame_mask = jnp.ones((1, num_frames), bool)",
+           "frame_mask = jnp.ones((0, num_frames), bool)"),
+          ("acoustic = jnp.zeros((1, num_frames, config.num_levels), jnp.int32)",
+           "acoustic = jnp.zeros((0, num_frames, config.num_levels), jnp.int32)"),
+          ("semantic = jnp.zeros((1, -(-num_frames // config.frames_per_semantic_token)), "
+           "jnp.int32)",
+           "semantic = jnp.zeros((0, -(-num_frames // config.frames_per_semantic_token)), "
+           "jnp.int32)"),
+          ("semantic = jnp.zeros((1, -(-num_frames // config.frames_per_semantic_token)), "
+           "jnp.int32)",
+           "semantic = jnp.zeros((1, -(-num_frames * config.frames_per_semantic_token)), "
+           "jnp.int32)"),
+          *(("def init_params(config: SoundStormConfig, rng: jax.Array, num_frames: int = 8):",
+             f"def init_params(config: SoundStormConfig, rng: jax.Array, num_frames: int = {n}):")
+            for n in (7, 9)))),
+    ("soundstorm/model.py",
+     "shapes = jax.eval_shape(lambda rng: init_params(config, rng), jax.random.key(0))",
+     "shapes = jax.eval_shape(lambda rng: init_params(config, rng), jax.random.key(1))",
+     "eval_shape gives shapes only: the key's value never matters"),
+    *(("soundstorm/model.py",
+       "return nn.DenseGeneral(c.model_dim, axis=(-2, -1), dtype=c.compute_dtype,",
+       f"return nn.DenseGeneral(c.model_dim, axis=({axis}, -1), dtype=c.compute_dtype,",
+       "the attended values are 4-D [B, T, H, Dh]: axis 2 is axis -2")
+      for axis in ("2", "+2")),
     ("soundstorm/model.py",
      "shapes = jax.eval_shape(lambda rng: init_params(config, rng), jax.random.key(0))",
      "shapes = jax.eval_shape(lambda rng: init_params(config, rng), jax.random.key(-1))",
