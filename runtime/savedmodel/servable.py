@@ -66,9 +66,6 @@ class Servable:
             self._session.close()
             raise StatusError(f"{self.path}: {message_of(error)}", status_code_of(error)) from None
 
-    def close(self) -> None:
-        self._session.close()
-
     def input_specs(self, signature: str) -> dict[str, tuple[tf.DType, list[int] | None]]:
         """Alias -> (dtype, shape with -1 for any size; None for unknown rank)."""
         specs = {}
@@ -77,9 +74,6 @@ class Servable:
                      else [dim.size for dim in info.tensor_shape.dim])
             specs[alias] = (tf.as_dtype(info.dtype), shape)
         return specs
-
-    def output_names(self, signature: str) -> list[str]:
-        return sorted(self.signature_defs[signature].outputs)
 
     def check_signature(self, signature: str) -> str:
         """The signature a request names ("" is serving_default); FAILED_PRECONDITION when
