@@ -642,6 +642,23 @@ def test_every_tensorflow_model_server_flag_is_accepted_with_its_default():
     assert not (set(NO_EFFECT) | set(REFUSED)) - set(names)
 
 
+def test_help_describes_every_flag():
+    """`--help` gives each flag a line, as tensorflow_model_server's usage text does
+    (main.cc's flag_list): what a used flag does, or why it has no effect or is refused."""
+    import argparse
+    import dataclasses
+    from runtime.serving.flags import NO_EFFECT, REFUSED, ServerFlags, add_arguments
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    helps = {action.dest: action.help for action in parser._actions if action.dest != "help"}
+    assert set(helps) == {field.name for field in dataclasses.fields(ServerFlags)}
+    assert all(helps.values()), [name for name, text in helps.items() if not text]
+    assert helps["num_tflite_pools"].startswith("accepted, no effect here: ")
+    assert helps["prefer_tflite_model"].startswith("refused when set: ")
+    assert not {name for name, text in helps.items()
+                if text.startswith(("accepted", "refused"))} - set(NO_EFFECT) - set(REFUSED)
+
+
 STARTUP_ERRORS = [
     # model_servers/server.cc Server::BuildAndStart, in its order.
     (["--port=0"], "At least one of server_options.grpc_port or server_options.grpc_socket_path "
@@ -780,5 +797,48 @@ def test_a_version_folder_named_0002_loads_and_serves_as_version_2(served_versio
                 _predict_request(version=2, output_filter=["lengths"]), timeout=120)
         assert reply.model_spec.version.value == 2
         assert server.manager.resolve("soundstorm", 2).path == tmp_path / "m" / "0002"
+    finally:
+        server.stop(1)
+
+
+def _one_signature_saved_model(version_dir, method_name):
+    """A TF1 SavedModel whose serving_default adds one to an int32 vector and is declared
+    with `method_name`."""
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
+        x = tf.compat.v1.placeholder(tf.int32, [None], name="x")
+        y = tf.identity(x + 1, name="y")
+        signature = tf.compat.v1.saved_model.build_signature_def(
+            {"x": tf.compat.v1.saved_model.build_tensor_info(x)},
+            {"y": tf.compat.v1.saved_model.build_tensor_info(y)}, method_name)
+        builder = tf.compat.v1.saved_model.Builder(str(version_dir))
+        builder.add_meta_graph_and_variables(session, ["serve"],
+                                             signature_def_map={"serving_default": signature})
+        builder.save()
+
+
+@pytest.mark.parametrize("checked", [False, True])
+def test_the_signature_method_name_is_checked_only_with_its_flag(tmp_path, checked):
+    """--enable_signature_method_name_check (default false, main.cc): Predict on a signature
+    whose method_name is not predict, classify or regress is INTERNAL, "Expected prediction
+    signature method_name to be one of {...}. Was: ..." (VerifySignature, predict_util.cc);
+    without the flag it runs."""
+    _one_signature_saved_model(tmp_path / "m" / "1", "custom/method")
+    server = ModelServer(single_model_config("m", tmp_path / "m"), ServerOptions(
+        host="127.0.0.1", port=0, poll_seconds=0, signature_method_name_check=checked),
+        log=lambda message: None).start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            request = predict_pb2.PredictRequest(model_spec={"name": "m"})
+            request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([1, 2], np.int32)))
+            if not checked:
+                assert list(stub.Predict(request, timeout=60).outputs["y"].int_val) == [2, 3]
+                return
+            assert rpc_error(stub.Predict, request) == (
+                grpc.StatusCode.INTERNAL,
+                "Expected prediction signature method_name to be one of {"
+                "tensorflow/serving/predict, tensorflow/serving/classify, "
+                "tensorflow/serving/regress}. Was: custom/method")
     finally:
         server.stop(1)

@@ -37,6 +37,9 @@ def read_signature_defs(version_dir: Path) -> dict[str, meta_graph_pb2.Signature
 
 # TF's internal entry for the SavedModel's initialiser: listed in metadata, not a model API.
 INIT_OP_SIGNATURE = "__saved_model_init_op"
+# signature_constants.py: the method names Predict accepts when the check is on.
+PREDICT_METHOD_NAMES = ("tensorflow/serving/predict", "tensorflow/serving/classify",
+                        "tensorflow/serving/regress")
 
 
 class Servable:
@@ -83,6 +86,15 @@ class Servable:
             raise StatusError(f'Serving signature key "{signature}" not found.',
                               grpc.StatusCode.FAILED_PRECONDITION)
         return signature
+
+    def check_method_name(self, signature: str) -> None:
+        """With TF Serving's --enable_signature_method_name_check: INTERNAL unless the
+        signature is a predict, classify or regress one (VerifySignature, predict_util.cc)."""
+        method = self.signature_defs[signature].method_name
+        if method not in PREDICT_METHOD_NAMES:
+            raise StatusError(
+                "Expected prediction signature method_name to be one of {"
+                f"{', '.join(PREDICT_METHOD_NAMES)}}}. Was: {method}", grpc.StatusCode.INTERNAL)
 
     def check_output_filter(self, signature: str, output_filter) -> list[str]:
         """The outputs to fetch: all for an empty filter; INVALID_ARGUMENT for an alias the

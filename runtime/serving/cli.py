@@ -51,6 +51,7 @@ def options_from_flags(args: ServerFlags) -> ServerOptions:
         grpc_threads=args.grpc_max_threads,
         grpc_healthcheck=args.enable_grpc_healthcheck_service,
         serialization_as_tensor_content=args.enable_serialization_as_tensor_content,
+        signature_method_name_check=args.enable_signature_method_name_check,
         max_num_load_retries=args.max_num_load_retries,
         load_retry_interval_s=args.load_retry_interval_micros / 1e6,
         allow_version_labels_for_unavailable_models=(

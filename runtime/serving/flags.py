@@ -69,6 +69,7 @@ class ServerFlags:
     monitoring_config_file: str = ""
     enable_grpc_healthcheck_service: bool = False
     enable_serialization_as_tensor_content: bool = False
+    enable_signature_method_name_check: bool = False
     # No effect here.
     num_load_threads: int = 0
     num_unload_threads: int = 0
@@ -78,7 +79,6 @@ class ServerFlags:
     remove_unused_fields_from_bundle_metagraph: bool = True
     num_tflite_pools: int = _CPUS
     num_tflite_interpreters_per_pool: int = 1
-    enable_signature_method_name_check: bool = False
     xla_cpu_compilation_enabled: bool = False
     xla_gpu_compilation_enabled: bool = False
     enable_profiler: bool = True
@@ -111,7 +111,6 @@ NO_EFFECT = {
     "remove_unused_fields_from_bundle_metagraph": "the meta graph's size does not matter here",
     "num_tflite_pools": "no TFLite models are served",
     "num_tflite_interpreters_per_pool": "no TFLite models are served",
-    "enable_signature_method_name_check": "every SoundStorm signature is a predict signature",
     "xla_cpu_compilation_enabled": "XLA is always on (a jax2tf model runs only with XLA)",
     "xla_gpu_compilation_enabled": "XLA is always on (a jax2tf model runs only with XLA)",
     "enable_profiler": "no profiler service",
@@ -131,12 +130,44 @@ REFUSED = {
     "mixed_precision": "the SavedModel's own dtypes are used (export bfloat16 with "
                        "`soundstorm export --variables-dtype bfloat16`)",
 }
+# What each used flag does (main.cc's descriptions, shortened; defaults as TF Serving's).
 _HELP = {
-    "port": "gRPC port (default 8500)",
-    "rest_api_port": "REST port (default 0: no REST)",
-    "model_name": "name of the model served with --model_base_path (default: default)",
+    "port": "gRPC port; 0 disables it (default 8500)",
+    "grpc_socket_path": "also serve gRPC on this Unix socket",
+    "rest_api_port": "REST port, different from --port; 0: no REST (default 0)",
+    "rest_api_num_threads": "REST worker threads (default 4 per CPU)",
     "rest_api_timeout_in_ms": "REST predict timeout (default 30000; <= 0: none)",
-    "file_system_poll_wait_seconds": "look for new versions this often (default 1)",
+    "rest_api_enable_cors_support": "send CORS headers on REST replies",
+    "enable_batching": "batch concurrent Predict requests per signature",
+    "allow_version_labels_for_unavailable_models":
+        "allow new version labels on versions that are not loaded yet",
+    "batching_parameters_file": "BatchingParameters text proto (needs --enable_batching)",
+    "model_config_file": "ModelServerConfig text proto of the models to serve; "
+                         "wins over --model_name and --model_base_path",
+    "model_config_file_poll_wait_seconds": "re-read --model_config_file this often; "
+                                           "0: read once (default 0)",
+    "model_name": "name of the model at --model_base_path (default: default)",
+    "model_base_path": "the model's folder of numbered versions",
+    "max_num_load_retries": "retries of a failed load; 0: one try (default 5)",
+    "load_retry_interval_micros": "wait between load retries (default 60000000: 1 min)",
+    "file_system_poll_wait_seconds": "look for new versions this often; 0: once (default 1)",
+    "tensorflow_session_parallelism": "threads of each model's Session (default: "
+                                      "TensorFlow's choice)",
+    "tensorflow_intra_op_parallelism": "threads within one op (default: TensorFlow's choice)",
+    "tensorflow_inter_op_parallelism": "ops run at once (default: TensorFlow's choice)",
+    "ssl_config_file": "SSLConfig text proto: serve gRPC over TLS",
+    "saved_model_tags": "comma-separated tags of the meta graph to load (default serve)",
+    "grpc_channel_arguments": "gRPC server arguments, e.g. grpc.max_connection_age_ms=2000",
+    "grpc_max_threads": "most gRPC worker threads (default 4 per CPU)",
+    "enable_model_warmup": "replay assets.extra/tf_serving_warmup_requests before a version "
+                           "takes traffic (default true)",
+    "version": "print the version and exit",
+    "monitoring_config_file": "MonitoringConfig text proto: Prometheus metrics on REST",
+    "enable_grpc_healthcheck_service": "serve grpc.health.v1.Health",
+    "enable_serialization_as_tensor_content": "send outputs as tensor_content, not typed "
+                                              "fields",
+    "enable_signature_method_name_check": "Predict only predict, classify and regress "
+                                          "signatures",
     "host": "address to listen on (ours; TF Serving listens on 0.0.0.0)",
     "max_message_bytes": "largest gRPC message or REST body (ours; default 64 MiB)",
 }
@@ -146,11 +177,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Every ServerFlags field as `--<name>`, with its type and default."""
     for field in dataclasses.fields(ServerFlags):
         flag, default = f"--{field.name}", field.default
-        help_text = _HELP.get(field.name)
         if field.name in NO_EFFECT:
             help_text = f"accepted, no effect here: {NO_EFFECT[field.name]}"
         elif field.name in REFUSED:
             help_text = f"refused when set: {REFUSED[field.name]}"
+        else:
+            help_text = _HELP[field.name]
         if field.type in ("bool", bool):
             parser.add_argument(flag, nargs="?", const=True, default=default, type=flag_bool,
                                 help=help_text)

@@ -60,6 +60,7 @@ class ServerOptions:
     rest_cors: bool = False          # --rest_api_enable_cors_support
     grpc_healthcheck: bool = False   # --enable_grpc_healthcheck_service
     serialization_as_tensor_content: bool = False  # --enable_serialization_as_tensor_content
+    signature_method_name_check: bool = False  # --enable_signature_method_name_check
     max_num_load_retries: int = 5    # --max_num_load_retries
     load_retry_interval_s: float = 60.0  # --load_retry_interval_micros / 1e6
     allow_version_labels_for_unavailable_models: bool = False
@@ -104,7 +105,9 @@ class ModelServer:
         _require_model_spec(request)
         servable = self.resolve(request.model_spec)
         signature = servable.check_signature(request.model_spec.signature_name)
-        # PreProcessPrediction's order: input names, output_filter, then each tensor's parse.
+        # PreProcessPrediction's order: the method name (when checked), input names, output_filter, then each tensor's parse.
+        if self.options.signature_method_name_check:
+            servable.check_method_name(signature)
         servable.check_input_names(signature, list(request.inputs))
         wanted = servable.check_output_filter(signature, request.output_filter)
         inputs = {}
