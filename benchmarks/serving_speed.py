@@ -4,8 +4,10 @@
 
 Exports the run (one bucket of `--seconds`), then in this one process:
 1. overhead: the same request through the server's gRPC Predict (a stub from
-   tensorflow-serving-api over localhost) and as a direct call of the loaded
-   SavedModel signature, alternately, medians of `--repeats`;
+   tensorflow-serving-api over localhost), as a direct Session.run of the version
+   the server loaded (TF Serving's path, without gRPC), and as a call of the
+   signature loaded with TF2's tf.saved_model.load, alternately, medians of
+   `--repeats`; gRPC / Session is the server's own cost;
 2. throughput: 1, 4 and 16 concurrent clients, each sending requests back to
    back, against a server without batching and one with TF Serving-style
    batching (max 16, allowed sizes 1, 2, 4, 8, 16, 20 ms timeout). Every
@@ -82,10 +84,12 @@ def main() -> None:
     request = proto_of(arrays)
     signature = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     tensors = {key: tf.constant(value) for key, value in arrays.items()}
-    direct = lambda: signature(**tensors)["acoustic_tokens"].numpy()
+    tf2 = lambda: signature(**tensors)["acoustic_tokens"].numpy()
+    servable = server.manager.resolve("soundstorm")
+    session = lambda: servable.run("serving_default", arrays, ["acoustic_tokens"])
     remote = lambda: stub.Predict(request, timeout=600)
-    direct(), remote()
-    direct_s, remote_s = alternating_medians([direct, remote], args.repeats)
+    tf2(), session(), remote()
+    tf2_s, session_s, remote_s = alternating_medians([tf2, session, remote], args.repeats)
     server.stop(1)
 
     # 2. Throughput.
@@ -107,10 +111,12 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; run {workdir}; "
           f"{args.seconds:g} s of audio per request ({args.seconds / 3:g} s prompt), batch 1, "
           "server and clients in one process")
-    print(f"direct SavedModel call  {direct_s * 1e3:8.1f} ms (median of {args.repeats})")
+    print(f"TF2 signature call      {tf2_s * 1e3:8.1f} ms (median of {args.repeats})")
+    print(f"Session.run, in process {session_s * 1e3:8.1f} ms")
     print(f"gRPC Predict            {remote_s * 1e3:8.1f} ms")
-    print(f"gRPC / direct           {remote_s / direct_s:8.3f} x "
-          f"({(remote_s - direct_s) * 1e3:+.1f} ms per request)")
+    print(f"gRPC / Session.run      {remote_s / session_s:8.3f} x "
+          f"({(remote_s - session_s) * 1e3:+.1f} ms per request: the server's own cost)")
+    print(f"Session.run / TF2       {session_s / tf2_s:8.3f} x")
     print(f"{'clients':>8} {'no batching req/s':>18} {'batching req/s':>15} {'ratio':>6} "
           f"{'audio s/s (batching)':>21}")
     for clients in CLIENTS:

@@ -1,5 +1,9 @@
 """Shared fixtures. Expensive ones (a trained tiny model) are built once per test run."""
 
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -13,6 +17,28 @@ MEMORISE_CONFIG = TrainConfig(batch_size=8, total_steps=400, warmup_steps=20,
                               peak_learning_rate=3e-3, checkpoint_every=200, log_every=20,
                               unknown_semantic_prob=0.0)
 MEMORISE_SEMANTIC_TOKENS = 8
+
+
+# Set by tools/mutation_score.py for modules that the expensive fixtures never run (the
+# client, the server): the unmutated build of each fixture is kept here and reused by every
+# mutant's pytest run, instead of training and exporting again each time.
+FIXTURE_CACHE = os.environ.get("SOUNDSTORM_TEST_FIXTURE_CACHE", "")
+
+
+def built_once(name, tmp_path_factory, build):
+    """build(folder) -> a path inside folder, in a fresh temporary folder; with
+    SOUNDSTORM_TEST_FIXTURE_CACHE set, built into the cache the first time and reused after."""
+    if not FIXTURE_CACHE:
+        return build(tmp_path_factory.mktemp(name))
+    root = Path(FIXTURE_CACHE) / name
+    done = root / "built-path.txt"
+    if done.is_file():
+        return Path(done.read_text())
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    path = build(root)
+    done.write_text(str(path))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -80,9 +106,11 @@ TINY_CORPUS = dict(num_sentences=3, num_heldout_sentences=2, num_speakers=2,
 def tiny_corpus_dir(tmp_path_factory):
     """A corpus of 3 + 2 sentences x 2 + 1 speakers, built once."""
     from apps.corpus.build import CorpusConfig, build_corpus
-    directory = tmp_path_factory.mktemp("tiny_corpus")
-    build_corpus(directory, CorpusConfig(**TINY_CORPUS), progress=False)
-    return directory
+
+    def build(folder):
+        build_corpus(folder / "corpus", CorpusConfig(**TINY_CORPUS), progress=False)
+        return folder / "corpus"
+    return built_once("tiny_corpus", tmp_path_factory, build)
 
 
 # An export for serving tests: CPU only, one 32-frame bucket, so a server loads it quickly.
@@ -91,11 +119,14 @@ SERVING_EXPORT = dict(max_seconds=0.64, max_prompt_seconds=0.16, bucket_seconds=
 
 
 @pytest.fixture(scope="session")
-def served_version(trained_tiny, tmp_path_factory):
+def served_version(request, tmp_path_factory):
     """The memorising tiny model exported once for serving tests: its version folder."""
     from export import ExportConfig, export_savedmodel
-    base = tmp_path_factory.mktemp("serving_exports")
-    return export_savedmodel(trained_tiny[0], base, ExportConfig(**SERVING_EXPORT), log=None)
+
+    def build(folder):
+        workdir = request.getfixturevalue("trained_tiny")[0]
+        return export_savedmodel(workdir, folder, ExportConfig(**SERVING_EXPORT), log=None)
+    return built_once("serving_exports", tmp_path_factory, build)
 
 
 # A speech-token tiny model (Lyra tokens, phoneme vocabulary) whose calls take at most
@@ -105,13 +136,34 @@ CLIENT_EXPORT = ["--max-seconds", "1.28", "--prompt-seconds", "0.4", "--buckets"
 
 
 @pytest.fixture(scope="session")
-def speech_model(tiny_corpus_dir, tmp_path_factory):
+def speech_model(request, tmp_path_factory):
     """A tiny model trained briefly on the tiny speech corpus, exported: its base path."""
-    root = tmp_path_factory.mktemp("speech_model")
     from apps.cli.main import main
-    assert main(["train", "--preset", "tiny", "--data", str(tiny_corpus_dir), "--workdir",
-                 str(root / "run"), "--steps", "4", "--batch-size", "2",
-                 "--checkpoint-every", "4"]) == 0
-    assert main(["export", "--workdir", str(root / "run"), "--base-path", str(root / "exports"),
-                 *CLIENT_EXPORT]) == 0
-    return root / "exports" / "soundstorm"
+
+    def build(root):
+        corpus = request.getfixturevalue("tiny_corpus_dir")
+        assert main(["train", "--preset", "tiny", "--data", str(corpus), "--workdir",
+                     str(root / "run"), "--steps", "4", "--batch-size", "2",
+                     "--checkpoint-every", "4"]) == 0
+        assert main(["export", "--workdir", str(root / "run"), "--base-path",
+                     str(root / "exports"), *CLIENT_EXPORT]) == 0
+        return root / "exports" / "soundstorm"
+    return built_once("speech_model", tmp_path_factory, build)
+
+
+def predict_request(arrays, name="soundstorm", version=None, label="", signature="",
+                    output_filter=()):
+    """A PredictRequest built with nothing but the tensorflow_serving.apis classes."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    if version is not None:
+        request.model_spec.version.value = version
+    if label:
+        request.model_spec.version_label = label
+    request.model_spec.signature_name = signature
+    for key, value in arrays.items():
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+    request.output_filter.extend(output_filter)
+    return request

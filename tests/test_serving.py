@@ -18,13 +18,14 @@ import pytest
 import tensorflow as tf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
-                                     model_management_pb2, model_service_pb2_grpc, predict_pb2,
+                                     model_management_pb2, model_service_pb2_grpc,
                                      prediction_service_pb2_grpc)
 from tensorflow_serving.config import model_server_config_pb2
 
 from runtime.serving.batching import BatchingOptions
 from protos.status import StatusError
 from runtime.serving.server import ModelServer, ServerOptions, single_model_config
+from tests.conftest import predict_request
 
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
 END = get_model_status_pb2.ModelVersionStatus.State.END
@@ -46,20 +47,6 @@ def request_arrays(seed=0, frames=32, prompt=8, length=None):
             "lengths": np.array([length or frames], np.int32),
             "seeds": np.array([seed], np.int32), "temperature": np.ones(1, np.float32),
             "choice_temperature": np.full(1, 4.5, np.float32)}
-
-
-def predict_request(arrays, name="soundstorm", version=None, label="", signature=""):
-    """A PredictRequest built with nothing but the tensorflow_serving.apis classes."""
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = name
-    if version is not None:
-        request.model_spec.version.value = version
-    if label:
-        request.model_spec.version_label = label
-    request.model_spec.signature_name = signature
-    for key, value in arrays.items():
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-    return request
 
 
 def tokens_of(response):

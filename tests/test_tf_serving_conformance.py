@@ -15,7 +15,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import grpc
 import numpy as np
@@ -26,6 +25,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      prediction_service_pb2_grpc, regression_pb2)
 
 from runtime.serving.server import ModelServer, ServerOptions, single_model_config
+from tests.conftest import predict_request
 
 INT32, FLOAT = "int32", "float"
 
@@ -72,19 +72,8 @@ def rpc_error(call, request):
 
 # --- gRPC: PredictionService.Predict --------------------------------------------------------
 
-def _predict_request(name="soundstorm", version=None, label="", signature="", arrays=None,
-                     output_filter=()):
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = name
-    if version is not None:
-        request.model_spec.version.value = version
-    if label:
-        request.model_spec.version_label = label
-    request.model_spec.signature_name = signature
-    for key, value in (arrays if arrays is not None else _arrays()).items():
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-    request.output_filter.extend(output_filter)
-    return request
+def _predict_request(arrays=None, **spec):
+    return predict_request(arrays if arrays is not None else _arrays(), **spec)
 
 
 PREDICT_ERRORS = [
@@ -601,7 +590,7 @@ def test_multi_inference_on_predict_signatures_is_invalid_argument(served):
     request = inference_pb2.MultiInferenceRequest()
     assert rpc_error(stub.MultiInference, request) == (grpc.StatusCode.INVALID_ARGUMENT,
                                                        "Empty tasks")
-    task = request.tasks.add(model_spec={"name": "soundstorm"},
+    request.tasks.add(model_spec={"name": "soundstorm"},
                              method_name="tensorflow/serving/classify")
     assert rpc_error(stub.MultiInference, request) == (grpc.StatusCode.INVALID_ARGUMENT,
                                                        "Expected one input Tensor.")

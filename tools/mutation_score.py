@@ -49,6 +49,9 @@ class Target:
     target_score: float      # the share of mutants the issue asks to be killed
     timeout_s: float = 600.0
     traced_by_jax: bool = True  # jit reuses traces: run every test after the selected ones
+    # The trained-and-exported test fixtures never run this module: build them once, unmutated,
+    # and let every mutant's pytest reuse them (tests/conftest.py, built_once).
+    fixtures_reusable: bool = False
 
 
 TARGETS = {
@@ -58,13 +61,13 @@ TARGETS = {
     "model": Target("soundstorm/model.py", ("tests/test_model.py",), 0.8),
     "export-signatures": Target("export/signatures.py", ("tests/test_export.py",), 0.8, 1200.0),
     "serving-manager": Target("runtime/serving/manager.py", ("tests/test_serving.py",), 0.8,
-                                 traced_by_jax=False),
+                                 traced_by_jax=False, fixtures_reusable=True),
     "serving-batching": Target("runtime/serving/batching.py", ("tests/test_serving.py",), 0.8,
-                                 traced_by_jax=False),
+                                 traced_by_jax=False, fixtures_reusable=True),
     "client": Target("runtime/client/client.py", ("tests/test_client.py",), 0.8,
-                     traced_by_jax=False),
+                     traced_by_jax=False, fixtures_reusable=True),
     "client-retries": Target("runtime/client/backends.py", ("tests/test_client.py",), 0.8,
-                             traced_by_jax=False),
+                             traced_by_jax=False, fixtures_reusable=True),
     "recogniser-metrics": Target("apps/evaluation/asr.py", ("tests/test_asr.py",), 0.8,
                                  timeout_s=180.0, traced_by_jax=False),
 }
@@ -346,6 +349,11 @@ def run_target(name: str, target: Target, work: Path, out: Path, tree: Path, env
     config, session = work / f"{slug}.toml", work / f"{slug}.sqlite"
     test_map = work / f"{slug}.tests.json"
     cosmic_ray = venv_tool("cosmic-ray")
+    if target.fixtures_reusable:
+        # Fresh for each module's run: built by the first (unmutated) pytest run below.
+        cache = work / "fixtures"
+        shutil.rmtree(cache, ignore_errors=True)
+        env = {**env, "SOUNDSTORM_TEST_FIXTURE_CACHE": str(cache)}
     write_config(target, config, test_map)
     if not test_map.exists():
         # Runs the unmutated tests once under coverage: they must pass (cosmic-ray's baseline).
