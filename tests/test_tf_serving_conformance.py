@@ -350,9 +350,15 @@ def test_rest_routes(served, case, method, path, body, status, error):
 
 
 def test_a_path_outside_v1_is_404(served):
-    """RestApiRequestDispatcher::Dispatch answers only (?i)/v1/.* (http_server.cc)."""
+    """RestApiRequestDispatcher::Dispatch answers only (?i)/v1/.* (http_server.cc); for any
+    other path EvHTTPServer::DispatchEvRequest finds no handler and sends libevent's error
+    page (evhttp_send_error with a NULL reason: ERR_FORMAT, libevent http.c)."""
     _, _, root = served
-    assert http(root + "/v2/models/soundstorm")[0] == 404
+    status, headers, body = http(root + "/v2/models/soundstorm")
+    assert status == 404
+    assert headers["Content-Type"] == "text/html; charset=ISO-8859-1"
+    assert body == (b"<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>\n</HEAD><BODY>\n"
+                    b"<H1>Not Found</H1>\n</BODY></HTML>\n")
 
 
 def test_status_json_is_tf_servings(served):

@@ -73,6 +73,10 @@ _CORS_HEADERS = [("Access-Control-Allow-Origin", "*"),
 logging.getLogger("waitress").setLevel(logging.WARNING)
 
 
+_LIBEVENT_NOT_FOUND = (b"<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>\n</HEAD><BODY>\n"
+                       b"<H1>Not Found</H1>\n</BODY></HTML>\n")
+
+
 class RestServer:
     """Binds its port at construction (so a busy port fails before any model loads)."""
 
@@ -135,7 +139,10 @@ class _RestApp:
         if method == "OPTIONS":
             return self._preflight(environ, start_response)
         if not _API_PATH.fullmatch(path):
-            return self._reply(start_response, 404, b"Not Found", "text/plain")
+            # TF Serving's HTTP server has no handler for it: libevent's error page
+            # (evhttp_send_error with no reason, libevent http.c; evhttp_server.cc).
+            return self._reply(start_response, 404, _LIBEVENT_NOT_FOUND,
+                               "text/html; charset=ISO-8859-1")
         started, code = time.perf_counter(), grpc.StatusCode.OK
         seen = {"model": "", "api": ""}  # filled in by _route as soon as it knows them
         try:
