@@ -33,6 +33,8 @@ MODULE = textwrap.dedent("""\
     """)
 
 TESTS = textwrap.dedent("""\
+    import time
+
     from pkg.mod import double, outer
 
 
@@ -41,6 +43,7 @@ TESTS = textwrap.dedent("""\
 
 
     def test_outer():
+        time.sleep(0.5)  # the slow one: it must come last
         assert outer(5) == 5
 
 
@@ -78,13 +81,28 @@ def _recorded(tmp_path):
 def test_each_mutant_runs_the_tests_that_execute_it(tmp_path):
     pytest.importorskip("pytest_cov", reason="the `mutation` extra is not installed")
     recorded = _recorded(tmp_path)
-    assert recorded["tests"] == ["test_mod.py::test_double", "test_mod.py::test_outer",
-                                 "test_mod.py::test_nothing_of_mod"]
+    # Fastest first, so `pytest -x` reaches a quick kill sooner: the sleeping test is last.
+    assert sorted(recorded["tests"][:2]) == ["test_mod.py::test_double",
+                                             "test_mod.py::test_nothing_of_mod"]
+    assert recorded["tests"][2] == "test_mod.py::test_outer"
+    assert recorded["seconds"]["test_mod.py::test_outer"] >= 0.5
     select = lambda old, new: mutation_tests.selection(recorded, MODULE.replace(old, new))
     assert select("2 * x", "3 * x") == ["test_mod.py::test_double"]
     assert select("y + 1", "y - 1") == ["test_mod.py::test_outer"]
     assert select("x - LIMIT", "x + LIMIT") == []       # no test executes it
     assert select("LIMIT = 3", "LIMIT = 4") is None     # module level: every test
+
+
+def test_a_tests_seconds_add_its_setup_call_and_teardown():
+    table = """
+    ============================= slowest durations ==============================
+    2.50s setup    tests/test_a.py::test_x[CANCELLED]
+    1.25s call     tests/test_a.py::test_x[CANCELLED]
+    0.25s teardown tests/test_a.py::test_x[CANCELLED]
+    0.10s call     tests/test_a.py::test_y
+    """
+    assert mutation_tests.test_seconds(table) == {"tests/test_a.py::test_x[CANCELLED]": 4.0,
+                                                  "tests/test_a.py::test_y": 0.1}
 
 
 @pytest.mark.parametrize("old, new, killed", [("2 * x", "3 * x", True),

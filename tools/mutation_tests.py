@@ -21,7 +21,8 @@ around each changed line, and starts pytest on the tests that executed it:
 
 Selection only drops tests that cannot fail, or orders them, so the score it
 gives is the score of the whole suite, found sooner (`pytest -x` stops at the
-first failure).
+first failure): the tests run fastest first, by the times `record` measured, so
+a mutant that a quick unit test kills never waits for one that starts a server.
 
     python tools/mutation_tests.py record --source M --map MAP.json -- TESTS...
     python tools/mutation_tests.py run --source M --map MAP.json [--then-all]
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import difflib
 import json
 import os
@@ -79,9 +81,12 @@ def record(source: Path, tests: list[str], out: Path) -> None:
                                 text=True, env=env)
         every = [line.strip() for line in listed.stdout.splitlines() if "::" in line]
         ran = subprocess.run([*PYTEST, f"--cov={source.parent}", "--cov-context=test",
-                              "--cov-report=", *tests], env=env)
+                              "--cov-report=", "--durations=0", "--durations-min=0", *tests],
+                             env=env, capture_output=True, text=True)
+        print(ran.stdout[-2000:], ran.stderr[-2000:], sep="\n", flush=True)
         if ran.returncode != 0:
             raise SystemExit(f"mutation_tests: the unmutated tests of {source} fail")
+        seconds = test_seconds(ran.stdout)
         # coverage's JSON report, read as a command: the tool imports nothing third-party.
         subprocess.run([sys.executable, "-m", "coverage", "json", "--show-contexts",
                         f"--include={source}", "-o", str(report)], env=env, check=True,
@@ -95,11 +100,27 @@ def record(source: Path, tests: list[str], out: Path) -> None:
     for first, last in function_bodies(text):
         reached = {test_id(context) for line in range(first, last + 1)
                    for context in by_line.get(line, ()) if context}
-        # Keep the collection order, so that cheap early tests run first.
         functions.append({"first": first, "last": last,
                           "tests": [test for test in every if test in reached]})
+    every.sort(key=lambda test: seconds.get(test, float("inf")))  # stable: ties keep order
+    for function in functions:
+        function["tests"].sort(key=every.index)
     out.write_text(json.dumps({"source": str(source), "original": text, "tests": every,
-                               "all_arguments": tests, "functions": functions}, indent=1))
+                               "all_arguments": tests, "functions": functions,
+                               "seconds": seconds}, indent=1))
+
+
+_DURATION = re.compile(r"^([0-9.]+)s (?:setup|call|teardown) +(\S+)$")
+
+
+def test_seconds(pytest_output: str) -> dict[str, float]:
+    """Each test's setup + call + teardown seconds, from pytest's `--durations=0` table."""
+    seconds: dict[str, float] = {}
+    for line in pytest_output.splitlines():
+        match = _DURATION.match(line.strip())
+        if match:
+            seconds[match[2]] = seconds.get(match[2], 0.0) + float(match[1])
+    return seconds
 
 
 def changed_lines(original: str, mutated: str) -> set[int]:
@@ -129,7 +150,8 @@ def selection(recorded: dict, mutated: str) -> list[str] | None:
 def run(source: Path, recorded: dict, then_all: bool) -> int:
     tests = selection(recorded, source.read_text())
     if tests is None:
-        arguments = recorded["all_arguments"]
+        # Every test, fastest first (older maps without times: the original arguments).
+        arguments = recorded["tests"] if "seconds" in recorded else recorded["all_arguments"]
     elif not tests:
         print("mutation_tests: no test executes the mutated function", flush=True)
         return 0
