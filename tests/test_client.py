@@ -237,12 +237,16 @@ def scripted_server():
 
 @pytest.fixture
 def scripted(scripted_server, monkeypatch):
-    """(service, backend with 3 retries and 0.5 s backoff, the backoff sleeps it asked for)."""
+    """(service, backend with the default 3 retries, 0.5 s backoff and 600 s deadline, the
+    backoff sleeps it asked for)."""
     service, target = scripted_server
     service.failures, service.attempts = [], 0
     sleeps = []
     monkeypatch.setattr(backends, "time", SimpleNamespace(sleep=sleeps.append))
-    backend = backends.GrpcBackend(target, retries=3, backoff_seconds=0.5, deadline_seconds=10)
+    backend = backends.GrpcBackend(target, model_name="soundstorm")
+    predict, backend.deadlines = backend._stub.Predict, []
+    backend._stub = SimpleNamespace(Predict=lambda request, timeout: (
+        backend.deadlines.append(timeout), predict(request, timeout=timeout))[1])
     yield service, backend, sleeps
     backend.close()
 
@@ -254,6 +258,42 @@ def test_unavailable_is_retried_with_exponential_backoff_until_it_succeeds(scrip
     assert service.attempts == 4  # the first try and 3 retries
     assert sleeps == [0.5, 1.0, 2.0]
     np.testing.assert_array_equal(outputs["acoustic_tokens"], np.arange(6).reshape(1, 2, 3))
+    # The default deadline (docs/client.md), on every attempt: 30 s of audio on a CPU fits.
+    assert backend.deadlines == [600.0] * 4
+
+
+def test_the_channel_allows_64_mib_and_keeps_idle_connections_alive(monkeypatch):
+    """The client's channel options (docs/client.md): messages up to the server's default
+    64 MiB cap each way, keepalive pings every 30 s (10 s to answer) even between calls, so a
+    NAT does not drop the connection during a long generation; round-robin over a fleet."""
+    seen, channel = {}, grpc.insecure_channel
+    monkeypatch.setattr(grpc, "insecure_channel", lambda target, options: channel(
+        target, seen.setdefault("options", options)))
+    backends.GrpcBackend("127.0.0.1:1").close()
+    assert dict(seen["options"]) == {
+        "grpc.max_receive_message_length": 64 * 2**20, "grpc.max_send_message_length": 64 * 2**20,
+        "grpc.keepalive_time_ms": 30_000, "grpc.keepalive_timeout_ms": 10_000,
+        "grpc.keepalive_permit_without_calls": 1, "grpc.lb_policy_name": "round_robin"}
+    with pytest.raises(TypeError):  # only the target and the model name go by position
+        backends.GrpcBackend("127.0.0.1:1", "soundstorm", 2)
+
+
+def test_an_embedded_models_own_check_is_a_client_error_with_its_code(speech_model):
+    """A request the SavedModel's in-graph checks refuse (a semantic token outside the
+    vocabulary passes the dtype and shape checks) comes back as ClientError
+    INVALID_ARGUMENT with TensorFlow's one-line message, not as a TensorFlow exception."""
+    backend = backends.EmbeddedBackend(speech_model)
+    contract = backend.contract()
+    frames, ratio = 32, contract.semantic.frames_per_token
+    inputs = {"semantic_tokens": np.full((1, frames // ratio), 10**6, np.int32),
+              "prompt_tokens": np.zeros((1, 8, contract.acoustic.num_levels), np.int32),
+              "prompt_lengths": np.array([4], np.int32), "lengths": np.array([frames], np.int32),
+              "seeds": np.zeros(1, np.int32), "temperature": np.ones(1, np.float32),
+              "choice_temperature": np.ones(1, np.float32)}
+    with pytest.raises(ClientError) as caught:
+        backend.generate(inputs)
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "semantic" in caught.value.message and "\n" not in caught.value.message
 
 
 def test_unavailable_after_every_retry_is_an_unavailable_error(scripted):

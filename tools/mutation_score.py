@@ -253,6 +253,18 @@ EQUIVALENT_MUTANTS = (
      "def _in_range(name: str, values, low, high, where=None, high_text: str & None = None) "
      "-> list:",
      "an annotation, never evaluated (from __future__ import annotations)"),
+    ("runtime/client/backends.py",
+     "if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:",
+     "if error.code() != grpc.StatusCode.UNAVAILABLE or attempt >= self.retries:",
+     "attempt runs over range(retries + 1), so it never exceeds retries: == and >= agree"),
+    ("runtime/client/backends.py",
+     "def __init__(self, target: str, model_name: str = \"soundstorm\", *, version: int | None = None,",
+     "def __init__(self, target: str, model_name: str = \"soundstorm\", *, version: int & None = None,",
+     "an annotation: with `from __future__ import annotations` it is never evaluated"),
+    ("runtime/client/backends.py",
+     "return _contract_from(self.generate({\"probe\": np.zeros(1, np.int32)}, \"metadata\"))",
+     "return _contract_from(self.generate({\"probe\": np.zeros( 2, np.int32)}, \"metadata\"))",
+     "the metadata signature answers the same contract once per probe; the first is read"),
 )
 
 
