@@ -1,6 +1,5 @@
 """The client over the real path: frontend, codec, SavedModel and server; long-form, dialogue, errors."""
 
-import json
 import time
 from concurrent import futures
 from types import SimpleNamespace
