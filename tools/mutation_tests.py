@@ -81,7 +81,8 @@ def record(source: Path, tests: list[str], out: Path) -> None:
                                 text=True, env=env)
         every = [line.strip() for line in listed.stdout.splitlines() if "::" in line]
         ran = subprocess.run([*PYTEST, f"--cov={source.parent}", "--cov-context=test",
-                              "--cov-report=", "--durations=0", "--durations-min=0", *tests],
+                              "--cov-report=", "--durations=0", "--durations-min=0",
+                              f"--basetemp={scratch}/tmp", *tests],
                              env=env, capture_output=True, text=True)
         print(ran.stdout[-2000:], ran.stderr[-2000:], sep="\n", flush=True)
         if ran.returncode != 0:
@@ -158,7 +159,12 @@ def run(source: Path, recorded: dict, then_all: bool) -> int:
     else:
         rest = [test for test in recorded["tests"] if test not in tests] if then_all else []
         arguments = tests + rest
-    return subprocess.run([*PYTEST, "-x", *arguments], preexec_fn=_cap_memory).returncode
+    # A private temporary root: pytest prunes all but the newest three of the shared
+    # /tmp/pytest-of-<user>/pytest-N folders, so another pytest on the machine could delete
+    # this run's fixtures mid-run and "kill" a mutant that no test caught.
+    with tempfile.TemporaryDirectory(prefix="mutant-") as scratch:
+        return subprocess.run([*PYTEST, "-x", f"--basetemp={scratch}/tmp", *arguments],
+                              preexec_fn=_cap_memory).returncode
 
 
 def main(argv=None) -> int:
