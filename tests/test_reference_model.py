@@ -49,6 +49,8 @@ def test_the_committed_export_is_small_complete_and_bfloat16():
     # The `compact` preset (4.7M parameters), 8,500 steps on the open-vocabulary corpus.
     assert (config["num_layers"], config["model_dim"], config["num_levels"]) == (4, 192, 8)
     assert contract.export_info.checkpoint_step == 8500
+    # Chosen on held-out utterances the evaluation does not report (MODEL_CARD.md).
+    assert contract.default_choice_temperature == 2.0
     # The corpus token layout: Lyra's 16 levels in pairs, phoneme vocabulary v2 at 50 Hz.
     assert (contract.codec.name, contract.codec.native_levels, contract.codec.group_size) == \
         ("lyra_v2", 16, 2)
@@ -83,8 +85,7 @@ def test_whisper_understands_the_readme_sentence(client, tmp_path):
     recogniser = SpeechRecognizer()
     rates = [word_error_rate(README_TEXT, recogniser.transcribe(
         client.synthesize(README_TEXT, voice, seed=seed).waveform)) for seed in range(10)]
-    # Measured (MODEL_CARD.md), seeds 0-9: 0.33 0.67 1.0 0.17 1.33 0.17 1.0 1.0 0.67 1.0, mean
-    # 0.73; seeds 3 and 5 heard as "that children must be properly socialised". A model that
-    # does not speak scores 1.0 or worse on every seed and never comes near the sentence.
-    assert sum(rates) / len(rates) <= 0.9, rates
-    assert min(rates) <= 0.2, rates
+    # Measured (MODEL_CARD.md), seeds 0-9: 0.17 0.67 0.0 0.83 1.0 0.17 1.0 1.0 0.0 0.83, mean
+    # 0.57; seed 0 (the README's) heard as "that children must be properly socialised". A
+    # model that does not speak scores 1.0 or worse on every seed.
+    assert rates[0] <= 0.2 and sum(rates) / len(rates) <= 0.8, rates
