@@ -105,7 +105,8 @@ class ModelServer:
         _require_model_spec(request)
         servable = self.resolve(request.model_spec)
         signature = servable.check_signature(request.model_spec.signature_name)
-        # PreProcessPrediction's order: the method name (when checked), input names, output_filter, then each tensor's parse.
+        # PreProcessPrediction's order: the method name (when checked), input names,
+        # output_filter, then each tensor's parse.
         if self.options.signature_method_name_check:
             servable.check_method_name(signature)
         servable.check_input_names(signature, list(request.inputs))
