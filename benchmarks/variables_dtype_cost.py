@@ -1,9 +1,11 @@
-"""What bfloat16 variables cost: the same held-out requests through a float32 and a bfloat16 export.
+"""What bfloat16 costs: the same held-out requests through a float32 and a bfloat16 export.
 
     .venv/bin/python benchmarks/variables_dtype_cost.py --float32 exports/reference-f32/soundstorm \\
         --bfloat16 models/soundstorm --data data/corpus [--utterances 24]
 
-Both exports come from one checkpoint (`soundstorm export --variables-dtype`). For
+Both exports come from one checkpoint and differ in one setting: the stored
+variables (`soundstorm export --variables-dtype`) or the computation
+(`--compute-dtype bfloat16`, activations and matmuls; docs/tpu.md). For
 each utterance, picked as `soundstorm eval` picks them (held-out sentences, the
 voice prompt another sentence of the same speaker, seed = index), it prints the
 share of generated tokens the two exports agree on, per level, and the largest

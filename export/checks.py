@@ -42,21 +42,14 @@ def _same_batch(**tensors) -> list:
     return checks
 
 
-def fixed_shape_checks(config: SoundStormConfig, frames: int, prompt_frames: int,
-                       semantic_tokens, prompt_tokens) -> list:
-    """A fixed-bucket signature takes exactly its shapes (TF does not enforce a signature's
-    static dimensions on every path, and XLA would fail to compile with an obscure error)."""
-    tokens = frames // config.frames_per_semantic_token
-    return [
-        tf.debugging.assert_equal(
-            tf.shape(semantic_tokens)[1], tokens,
-            message=f"this fixed-length signature takes exactly {tokens} semantic tokens "
-                    f"({frames} frames); pad to it or use serving_default"),
-        tf.debugging.assert_equal(
-            tf.shape(prompt_tokens)[1], prompt_frames,
-            message=f"this fixed-length signature takes prompt_tokens of exactly {prompt_frames} "
-                    "frames; pad the prompt (prompt_lengths says how much is real)"),
-    ]
+def bucket_checks(config: SoundStormConfig, bucket: int, semantic_tokens) -> list:
+    """A TPU bucket signature takes at most its bucket (it pads up to it; a longer input
+    would need another program, which a TPU fleet must not compile on demand)."""
+    tokens = bucket // config.frames_per_semantic_token
+    return [tf.debugging.assert_less_equal(
+        tf.shape(semantic_tokens)[1], tokens,
+        message=f"this bucket signature takes at most {tokens} semantic tokens ({bucket} "
+                "frames); use a larger bucket's signature or serving_default")]
 
 
 def generate_checks(config: SoundStormConfig, max_frames: int, max_prompt_frames: int,

@@ -24,6 +24,8 @@ ALL_PLATFORMS = ("cpu", "cuda", "tpu")
 LOOPS = ("scan", "unrolled")
 DEFAULT_SIGNATURE = "serving_default"
 VARIABLE_DTYPES = ("float32", "bfloat16")
+# jax.default_matmul_precision values for the TPU bucket signatures (jax.lax.Precision names).
+TPU_MATMUL_PRECISIONS = ("default", "high", "highest")
 # XlaCallModule calling-convention versions this JAX can write.
 SUPPORTED_CALLING_CONVENTIONS = tuple(range(jax_export.minimum_supported_calling_convention_version,
                                             jax_export.maximum_supported_calling_convention_version
@@ -49,16 +51,28 @@ class ExportConfig:
     max_prompt_seconds: float = 3.0
     # Clients pad lengths up to these, so a server compiles a bounded set of shapes.
     bucket_seconds: tuple[float, ...] = (5.0, 10.0, 20.0, 30.0)
-    # TPU: also export one fixed-shape signature per bucket (`generate_<frames>`).
+    # TPU: also export one signature per bucket (`generate_<frames>`) whose compiled function
+    # has static shapes except the batch and carries the TPU converter's alias (docs/tpu.md).
     static_buckets: bool = False
+    # The batch sizes a TPU compiles for each bucket: the converter's allowed_batch_sizes and
+    # the TPU version's warm-up (export/tpu.py). Powers of two up to 16, as in TF Serving's
+    # batching guide; buckets x sizes is the bounded set of TPU programs.
+    tpu_batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16)
+    # XLA matmul precision of the bucket signatures: "highest" makes a TPU multiply float32
+    # in float32 (6 bf16 passes), so TPU tokens follow the CPU's float32 ones; "default" lets it
+    # round matmul inputs to bfloat16 (one pass, faster). CPU and GPU ignore it for float32.
+    tpu_matmul_precision: str = "highest"
+    # Activations and matmuls of every signature ("float32" or "bfloat16"); None: the run's
+    # SoundStormConfig.compute_dtype. Logits, softmax and sampling stay float32 (model.py).
+    compute_dtype: str | None = None
     platforms: tuple[str, ...] = ALL_PLATFORMS
     loop: str = "scan"
     # How the parameters are stored in variables/. bfloat16 halves the SavedModel (the
     # reference model's 25 MB budget); they are cast back to float32 inside the graph, so
     # only the stored precision changes (docs/export.md measures the cost).
     variables_dtype: str = "float32"
-    # XlaCallModule calling convention; None: JAX's current default. 9 for TF (Serving)
-    # builds that refuse version 10 (see docs/export.md).
+    # XlaCallModule calling convention; None: JAX's current default (10). 9 alone does not
+    # reach TF <= 2.19, which also cannot read JAX 0.10's StableHLO (docs/tpu.md, section 5).
     calling_convention_version: int | None = None
     # Warm-up records: one per (bucket, batch size) of every generate signature.
     warmup_batch_sizes: tuple[int, ...] = (1,)
@@ -93,6 +107,15 @@ class ExportConfig:
                               f"{self.max_prompt_seconds} and {self.max_seconds}")
         if list(self.bucket_seconds) != sorted(set(self.bucket_seconds)) or not self.bucket_seconds:
             raise ExportError(f"bucket_seconds must increase strictly, got {self.bucket_seconds}")
+        sizes = self.tpu_batch_sizes
+        if not sizes or list(sizes) != sorted(set(sizes)) or sizes[0] < 1:
+            raise ExportError(f"tpu_batch_sizes must increase strictly from >= 1, got {sizes}")
+        if self.tpu_matmul_precision not in TPU_MATMUL_PRECISIONS:
+            raise ExportError(f"tpu_matmul_precision must be one of {TPU_MATMUL_PRECISIONS}, "
+                              f"got {self.tpu_matmul_precision!r}")
+        if self.compute_dtype not in (None, "float32", "bfloat16"):
+            raise ExportError(f"compute_dtype must be float32 or bfloat16, got "
+                              f"{self.compute_dtype!r}")
         if any(size < 1 for size in self.warmup_batch_sizes):
             raise ExportError(f"warmup_batch_sizes must be >= 1, got {self.warmup_batch_sizes}")
         if not (self.default_temperature > 0 and self.default_choice_temperature >= 0):
@@ -100,6 +123,8 @@ class ExportConfig:
 
     def resolve(self, config: SoundStormConfig) -> "ResolvedExport":
         """Frames, buckets and schedules for one model; errors name what does not fit it."""
+        if self.compute_dtype is not None:
+            config = dataclasses.replace(config, compute_dtype=self.compute_dtype)
         def frames(seconds: float) -> int:
             # Whole semantic tokens: a generate call covers S * frames_per_token frames.
             tokens = math.ceil(round(seconds * config.semantic_rate_hz, 6))
@@ -125,10 +150,11 @@ class ExportConfig:
             decodings[name] = DecodingConfig(
                 level_schedule=schedule, scan_unroll=passes if self.loop == "unrolled" else 1)
         static = {f"generate_{size}": size for size in buckets} if self.static_buckets else {}
-        records = len(buckets) * len(self.warmup_batch_sizes) * (len(decodings) + len(static))
-        if records > MAX_WARMUP_RECORDS:
-            raise ExportError(f"{records} warm-up records; TF Serving reads at most "
-                              f"{MAX_WARMUP_RECORDS}: use fewer buckets or batch sizes")
+        records = len(self.warmup_batch_sizes) * len(buckets) * len(decodings)
+        tpu_records = len(static) * len(self.tpu_batch_sizes)
+        if max(records, tpu_records) > MAX_WARMUP_RECORDS:
+            raise ExportError(f"{max(records, tpu_records)} warm-up records; TF Serving reads at "
+                              f"most {MAX_WARMUP_RECORDS}: use fewer buckets or batch sizes")
         return ResolvedExport(self, config, max_frames, max_prompt_frames, buckets, decodings,
                               static)
 
@@ -142,5 +168,5 @@ class ResolvedExport:
     frame_buckets: tuple[int, ...]
     # Generate signatures taking any length up to max_frames: name -> decoding.
     decodings: dict[str, DecodingConfig]
-    # Fixed-shape signatures (TPU), decoding with the default schedule: name -> frames.
+    # TPU bucket signatures, decoding with the default schedule: name -> bucket frames.
     static_signatures: dict[str, int]

@@ -71,13 +71,14 @@ def build_contract(resolved: ResolvedExport, version: int, data_record: dict | N
     default = resolved.decodings[DEFAULT_SIGNATURE]
     for name, frames in resolved.static_signatures.items():
         contract.signatures.add(name=name, level_schedule=default.level_schedule,
-                                num_passes=default.num_passes, fixed_frames=frames,
-                                fixed_prompt_frames=resolved.max_prompt_frames)
+                                num_passes=default.num_passes, fixed_frames=frames)
     contract.export_info.CopyFrom(model_contract_pb2.ExportInfo(
         jax_version=jax.__version__, tensorflow_version=tf.__version__,
         calling_convention_version=calling_convention_version, platforms=export.platforms,
         checkpoint_step=checkpoint_step, loop=export.loop,
         variables_dtype=export.variables_dtype,
+        tpu_batch_sizes=export.tpu_batch_sizes if resolved.static_signatures else (),
+        tpu_matmul_precision=export.tpu_matmul_precision if resolved.static_signatures else "",
         model_config_json=json.dumps(dataclasses.asdict(config), sort_keys=True)))
     return contract
 

@@ -19,18 +19,19 @@ class XlaModule:
     alias: str = ""          # its SaveOptions.function_aliases name, if any (e.g. "tpu_func")
 
 
-def _modules_in(library, aliases=None) -> list[XlaModule]:
+def _modules_in(library, aliases=None, with_bytes=False) -> list:
     aliases = aliases or {}
     found = []
     for function in library.function:
         for node in function.node_def:
             if node.op == "XlaCallModule":
                 attrs = node.attr
-                found.append(XlaModule(
+                module = XlaModule(
                     function=function.signature.name, version=attrs["version"].i,
                     platforms=tuple(p.decode().lower() for p in attrs["platforms"].list.s),
                     module_bytes=len(attrs["module"].s),
-                    alias=aliases.get(function.signature.name, "")))
+                    alias=aliases.get(function.signature.name, ""))
+                found.append((module, attrs["module"].s) if with_bytes else module)
     return found
 
 
@@ -38,9 +39,20 @@ def modules_of_concrete_function(concrete) -> list[XlaModule]:
     return _modules_in(concrete.graph.as_graph_def().library)
 
 
-def modules_of_saved_model(directory: Path) -> list[XlaModule]:
+def _saved_model(directory: Path):
     saved = saved_model_pb2.SavedModel()
     saved.ParseFromString((Path(directory) / SAVED_MODEL_FILE).read_bytes())
-    return [module for graph in saved.meta_graphs
+    return saved
+
+
+def modules_of_saved_model(directory: Path) -> list[XlaModule]:
+    return [module for graph in _saved_model(directory).meta_graphs
             for module in _modules_in(graph.graph_def.library,
                                       dict(graph.meta_info_def.function_aliases))]
+
+
+def serialized_modules_of_saved_model(directory: Path) -> list[tuple[XlaModule, bytes]]:
+    """Each module with its serialized StableHLO (the XlaCallModule's `module` attribute)."""
+    return [pair for graph in _saved_model(directory).meta_graphs
+            for pair in _modules_in(graph.graph_def.library,
+                                    dict(graph.meta_info_def.function_aliases), with_bytes=True)]

@@ -28,8 +28,7 @@ from export.warmup import warmup_logs, write_warmup
 from runtime.savedmodel.layout import ASSETS_EXTRA, WARMUP_FILE, versions_on_disk
 from soundstorm.run_dir import RunDirectory
 
-# For the Cloud TPU Inference Converter, which wraps the function of this alias.
-TPU_FUNCTION_ALIAS = "tpu_func"
+from export.tpu import TPU_FUNCTION_ALIAS, write_tpu_files
 
 
 def _resolve_version(model_dir: Path, version: int | None) -> int:
@@ -67,9 +66,10 @@ def _trace(params, resolved: ResolvedExport, progress):
                  f"{decoding.num_passes} passes, loop {export_config.loop}")
         signatures[name] = module.generate_function(name, decoding).get_concrete_function()
     for name, frames in resolved.static_signatures.items():
-        progress(f"converting {name}: fixed {frames} frames")
+        progress(f"converting {name}: TPU bucket of {frames} frames, matmul precision "
+                 f"{export_config.tpu_matmul_precision}")
         signatures[name] = module.generate_function(
-            name, resolved.decodings[DEFAULT_SIGNATURE], frames).get_concrete_function()
+            name, resolved.decodings[DEFAULT_SIGNATURE], bucket=frames).get_concrete_function()
     signatures["logits"] = module.logits_function().get_concrete_function()
     return module, signatures
 
@@ -110,16 +110,23 @@ def export_savedmodel(workdir: Path, base_path: Path, export_config: ExportConfi
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; a server may run as another user
         progress("saving")
+        # The TPU converter places the functions of this alias on the TPU: the bucket
+        # signatures' compiled functions only (the shape-polymorphic ones are for CPU and GPU).
+        tpu_functions = [module.compiled[name].get_concrete_function()
+                         for name in resolved.static_signatures]
         options = tf.saved_model.SaveOptions(
-            function_aliases={TPU_FUNCTION_ALIAS: module.compiled[DEFAULT_SIGNATURE]})
+            function_aliases={TPU_FUNCTION_ALIAS: tpu_functions} if tpu_functions else None)
         tf.saved_model.save(module, str(staging), signatures=signatures, options=options)
         extra = staging / ASSETS_EXTRA
         extra.mkdir()
         (extra / CONTRACT_FILE).write_bytes(contract.SerializeToString())
         (extra / CONTRACT_JSON_FILE).write_text(contract_json(contract) + "\n")
-        logs = warmup_logs(resolved)
+        logs = warmup_logs(contract, export_config.warmup_batch_sizes)
         write_warmup(staging / WARMUP_FILE, logs)
         progress(f"{len(logs)} warm-up records")
+        if resolved.static_signatures:
+            progress(f"TPU: converter options and {write_tpu_files(staging, contract)} "
+                     "warm-up records for the converted version")
         final = model_dir / str(version)
         # rename() fails rather than merge if another export took the version meanwhile.
         os.rename(staging, final)

@@ -39,6 +39,18 @@ def _generate_specs(config: SoundStormConfig, frames: int | None, prompt_frames:
     ]
 
 
+def _pad_to_bucket(config: SoundStormConfig, bucket: int, prompt_frames: int, semantic_tokens,
+                   prompt_tokens):
+    """Zero-pads semantic tokens to the bucket and the prompt to prompt_frames. The values
+    do not matter: `lengths` and `prompt_lengths` say what is real (decode masks the rest)."""
+    tokens = bucket // config.frames_per_semantic_token
+    semantic = tf.pad(semantic_tokens, [[0, 0], [0, tokens - tf.shape(semantic_tokens)[1]]])
+    prompt = tf.pad(prompt_tokens, [[0, 0], [0, prompt_frames - tf.shape(prompt_tokens)[1]],
+                                    [0, 0]])
+    return [tf.ensure_shape(semantic, [None, tokens]),
+            tf.ensure_shape(prompt, [None, prompt_frames, config.num_levels])]
+
+
 def jax_generate(config: SoundStormConfig, decoding: DecodingConfig):
     """The pure JAX function a generate signature converts: (params, *GENERATE_INPUTS) -> tokens."""
     def generate(params, semantic_tokens, prompt_tokens, prompt_lengths, lengths, seeds,
@@ -97,12 +109,19 @@ class SoundStormModule(tf.Module):
                               polymorphic_constraints=constraints, with_gradient=False,
                               native_serialization_platforms=self.resolved.export.platforms)
 
-    def generate_function(self, name: str, decoding: DecodingConfig, frames: int | None = None):
-        """A generate signature; `frames` fixes the length (a TPU bucket), else any length."""
+    def generate_function(self, name: str, decoding: DecodingConfig, bucket: int | None = None):
+        """A generate signature: any length up to max_frames, or, with `bucket`, a TPU one.
+
+        A bucket signature takes any length up to `bucket` frames and any prompt up to
+        max_prompt_frames, pads both in TF (outside the compiled function) and returns the
+        frames it was asked for, so it answers as serving_default does for inputs padded to the
+        bucket. Its compiled function sees static shapes except the batch, so a TPU compiles one
+        program per allowed batch size, and it is traced under the export's TPU matmul
+        precision (ExportConfig.tpu_matmul_precision).
+        """
         config, resolved = self.resolved.model, self.resolved
         ratio, levels = config.frames_per_semantic_token, config.num_levels
-        prompt_frames = None if frames is None else resolved.max_prompt_frames
-        if frames is None:
+        if bucket is None:
             length_dims = ("(b, s)", f"(b, p, {levels})")
             # Bounds that let the lowering decide symbolic comparisons (the prompt is padded to
             # the full length inside decode); the checks enforce them at run time.
@@ -113,22 +132,33 @@ class SoundStormModule(tf.Module):
         converted = self._convert(jax_generate(config, decoding),
                                   (*length_dims, "(b,)", "(b,)", "(b,)", "(b,)", "(b,)"),
                                   constraints)
-        @tf.function(autograph=False, jit_compile=True)
-        def compiled(*inputs):
-            return converted(self._float32_params(), *inputs)
+        precision = resolved.export.tpu_matmul_precision if bucket is not None else None
+        compiled_specs = None
+        if bucket is not None:
+            compiled_specs = _generate_specs(config, bucket, resolved.max_prompt_frames)
 
-        @tf.function(autograph=False, input_signature=_generate_specs(config, frames, prompt_frames))
+        @tf.function(autograph=False, jit_compile=True, input_signature=compiled_specs)
+        def compiled(*inputs):
+            # jax2tf traces here, when the tf.function is traced: the precision applies then.
+            with jax.default_matmul_precision(precision):
+                return converted(self._float32_params(), *inputs)
+
+        @tf.function(autograph=False, input_signature=_generate_specs(config, None, None))
         def generate(semantic_tokens, prompt_tokens, prompt_lengths, lengths, seeds, temperature,
                      choice_temperature):
-            inputs = (semantic_tokens, prompt_tokens, prompt_lengths, lengths, seeds, temperature,
-                      choice_temperature)
+            inputs = [semantic_tokens, prompt_tokens, prompt_lengths, lengths, seeds, temperature,
+                      choice_temperature]
             assertions = checks.generate_checks(config, resolved.max_frames,
                                                 resolved.max_prompt_frames, *inputs)
-            if frames is not None:
-                assertions += checks.fixed_shape_checks(config, frames, prompt_frames,
-                                                        semantic_tokens, prompt_tokens)
+            if bucket is not None:
+                assertions += checks.bucket_checks(config, bucket, semantic_tokens)
             with tf.control_dependencies(_non_empty(assertions)):
+                if bucket is not None:
+                    inputs[:2] = _pad_to_bucket(config, bucket, resolved.max_prompt_frames,
+                                                semantic_tokens, prompt_tokens)
                 tokens = compiled(*inputs)
+            if bucket is not None:  # the frames asked for, as serving_default returns
+                tokens = tokens[:, :tf.shape(semantic_tokens)[1] * ratio]
             return {"acoustic_tokens": tokens, "lengths": tf.identity(lengths)}
 
         self.compiled[name] = compiled

@@ -57,7 +57,7 @@ class GenerateSignature(_message.Message):
     def __init__(self, name: _Optional[str] = ..., level_schedule: _Optional[_Iterable[int]] = ..., num_passes: _Optional[int] = ..., fixed_frames: _Optional[int] = ..., fixed_prompt_frames: _Optional[int] = ...) -> None: ...
 
 class ExportInfo(_message.Message):
-    __slots__ = ("jax_version", "tensorflow_version", "calling_convention_version", "platforms", "checkpoint_step", "model_config_json", "loop", "variables_dtype")
+    __slots__ = ("jax_version", "tensorflow_version", "calling_convention_version", "platforms", "checkpoint_step", "model_config_json", "loop", "variables_dtype", "tpu_batch_sizes", "tpu_matmul_precision")
     JAX_VERSION_FIELD_NUMBER: _ClassVar[int]
     TENSORFLOW_VERSION_FIELD_NUMBER: _ClassVar[int]
     CALLING_CONVENTION_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +66,8 @@ class ExportInfo(_message.Message):
     MODEL_CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     LOOP_FIELD_NUMBER: _ClassVar[int]
     VARIABLES_DTYPE_FIELD_NUMBER: _ClassVar[int]
+    TPU_BATCH_SIZES_FIELD_NUMBER: _ClassVar[int]
+    TPU_MATMUL_PRECISION_FIELD_NUMBER: _ClassVar[int]
     jax_version: str
     tensorflow_version: str
     calling_convention_version: int
@@ -74,7 +76,9 @@ class ExportInfo(_message.Message):
     model_config_json: str
     loop: str
     variables_dtype: str
-    def __init__(self, jax_version: _Optional[str] = ..., tensorflow_version: _Optional[str] = ..., calling_convention_version: _Optional[int] = ..., platforms: _Optional[_Iterable[str]] = ..., checkpoint_step: _Optional[int] = ..., model_config_json: _Optional[str] = ..., loop: _Optional[str] = ..., variables_dtype: _Optional[str] = ...) -> None: ...
+    tpu_batch_sizes: _containers.RepeatedScalarFieldContainer[int]
+    tpu_matmul_precision: str
+    def __init__(self, jax_version: _Optional[str] = ..., tensorflow_version: _Optional[str] = ..., calling_convention_version: _Optional[int] = ..., platforms: _Optional[_Iterable[str]] = ..., checkpoint_step: _Optional[int] = ..., model_config_json: _Optional[str] = ..., loop: _Optional[str] = ..., variables_dtype: _Optional[str] = ..., tpu_batch_sizes: _Optional[_Iterable[int]] = ..., tpu_matmul_precision: _Optional[str] = ...) -> None: ...
 
 class ModelContract(_message.Message):
     __slots__ = ("model_name", "version", "codec", "semantic", "acoustic", "max_frames", "max_prompt_frames", "frame_buckets", "signatures", "default_temperature", "default_choice_temperature", "export_info")

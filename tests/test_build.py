@@ -632,8 +632,9 @@ def test_an_undeclared_requirement_is_caught(project, allowed):
 def test_a_missing_internal_dep_is_caught(project):
     broken = _break(project, "//export:export", "deps", lambda d: [x for x in d if x != "//protos"])
     problems = check_internal_imports(broken)
-    assert problems == ["//export:export: export/contract.py imports protos.model_contract_pb2 "
-                        "from //protos:protos, which is not in its deps"]
+    assert problems == [f"//export:export: export/{name}.py imports protos.model_contract_pb2 "
+                        "from //protos:protos, which is not in its deps"
+                        for name in ("contract", "tpu", "warmup")]
 
 
 def test_a_missing_parent_package_is_caught(project):

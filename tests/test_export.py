@@ -14,8 +14,10 @@ import tensorflow as tf
 
 from export import ExportConfig, ExportError, export_savedmodel, read_contract
 from export.modules import modules_of_saved_model
+from export.stablehlo import batch_polymorphic_exported, module_text
+from export.tpu import TPU_FUNCTION_ALIAS, converter_options, finish_conversion
 from export.warmup import read_warmup
-from runtime.savedmodel.layout import WARMUP_FILE
+from runtime.savedmodel.layout import TPU_CONVERTER_OPTIONS_FILE, TPU_WARMUP_FILE, WARMUP_FILE
 from soundstorm.config import ConfigError
 from soundstorm.decoding import DecodingConfig, generate
 from soundstorm.model import SoundStorm, frame_mask_from_lengths
@@ -27,7 +29,7 @@ from reference_decoder import DecoderNoise, reference_decode
 # prompts up to 8, buckets 16 and 32 frames.
 EXPORT = ExportConfig(max_seconds=0.64, max_prompt_seconds=0.16, bucket_seconds=(0.32, 0.64),
                       extra_schedules=(("generate_fast", (4, 1, 1)),), static_buckets=True,
-                      warmup_batch_sizes=(1, 2))
+                      warmup_batch_sizes=(1, 2), tpu_batch_sizes=(1, 4))
 GENERATE_SIGNATURES = ("serving_default", "generate_fast", "generate_16", "generate_32")
 
 
@@ -117,7 +119,8 @@ def test_every_module_is_lowered_for_cpu_cuda_and_tpu(exported):
     # serving_default, generate_fast, two fixed buckets and logits.
     assert len(modules) == 5
     contract = read_contract(exported[2])
-    assert [m.alias for m in modules].count("tpu_func") == 1  # serving_default's, for TPU
+    # The TPU converter's alias marks the two bucket signatures' functions, and only them.
+    assert [m.alias for m in modules].count("tpu_func") == 2
     for module in modules:
         assert module.platforms == ("cpu", "cuda", "tpu")
         assert module.version == contract.export_info.calling_convention_version >= 9
@@ -160,7 +163,6 @@ print(json.dumps(shapes))
 
 def test_fresh_process_loads_and_calls_every_signature(exported, tiny_config):
     request = {k: v.tolist() for k, v in memorised_request(tiny_config).items()}
-    request["prompt_tokens"] = np.zeros((1, 8, 3), int).tolist()  # fixed-bucket signatures want 8
     shown = subprocess.run([sys.executable, "-c", FRESH_PROCESS, str(exported[2]),
                             json.dumps(request)], capture_output=True, text=True)
     assert shown.returncode == 0, shown.stderr[-2000:]
@@ -169,6 +171,7 @@ def test_fresh_process_loads_and_calls_every_signature(exported, tiny_config):
     assert shapes["generate_fast"] == shapes["generate_16"] == shapes["serving_default"]
     assert shapes["logits"] == {"logits": [1, 16, 16]}
     assert shapes["metadata"] == {"contract": [2], "contract_json": [2]}
+    # Each signature was sent its bucket's length (16 for the polymorphic ones).
     assert shapes["generate_32"] == {"acoustic_tokens": [1, 32, 3], "lengths": [1]}
 
 
@@ -275,14 +278,34 @@ def test_junk_past_the_prompt_length_is_not_an_error(loaded, tiny_config):
     assert call(loaded, "serving_default", **request)["acoustic_tokens"].shape == (1, 16, 3)
 
 
-def test_fixed_bucket_signature_rejects_other_lengths(loaded, tiny_config):
+def test_bucket_signature_refuses_more_than_its_bucket(loaded, tiny_config):
     request = memorised_request(tiny_config, frames=16, prompt=8)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="exactly 16 semantic tokens"):
-        call(loaded, "generate_32", **request)
-    request["prompt_tokens"] = request["prompt_tokens"][:, :6]
-    request["prompt_lengths"] = np.array([4], np.int32)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="prompt_tokens of exactly 8 frames"):
+    request["semantic_tokens"] = np.zeros((1, 9), np.int32)  # 18 frames
+    request["lengths"] = np.array([18], np.int32)
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"at most 8 semantic tokens \(16 frames\); use a larger bucket"):
         call(loaded, "generate_16", **request)
+
+
+@pytest.mark.parametrize("frames,prompt", [(16, 8), (10, 3), (4, 1), (32, 8)])
+def test_bucket_signature_pads_in_the_graph_and_answers_as_serving_default_does(
+        loaded, tiny_config, frames, prompt):
+    """Any length up to the bucket: the tokens serving_default gives for the same request
+    padded to the bucket (the padding a client does for it), cut back to the frames asked."""
+    request = memorised_request(tiny_config, frames=16, prompt=prompt, seed=11,
+                                prompt_length=max(prompt - 1, 0))
+    # The example's tokens repeated to the length asked (the memorised example has 16 frames).
+    request["semantic_tokens"] = np.resize(request["semantic_tokens"], (1, frames // 2))
+    request["lengths"] = np.array([frames], np.int32)
+    bucket = 16 if frames <= 16 else 32
+    bucketed = call(loaded, f"generate_{bucket}", **request)
+    assert bucketed["acoustic_tokens"].shape == (1, frames, 3)
+    padded = dict(request)
+    padded["semantic_tokens"] = np.pad(request["semantic_tokens"],
+                                       [(0, 0), (0, bucket // 2 - frames // 2)])
+    padded["prompt_tokens"] = np.pad(request["prompt_tokens"], [(0, 0), (0, 8 - prompt), (0, 0)])
+    expected = call(loaded, "serving_default", **padded)["acoustic_tokens"][:, :frames]
+    np.testing.assert_array_equal(bucketed["acoustic_tokens"], expected)
 
 
 # Metadata and warm-up
@@ -304,12 +327,15 @@ def test_metadata_signature_returns_the_contract_written_to_assets_extra(exporte
                          "generate_16": ((16, 1, 1), 16), "generate_32": ((16, 1, 1), 32)}
     assert contract.export_info.checkpoint_step == 400
     assert list(contract.export_info.platforms) == ["cpu", "cuda", "tpu"]
+    assert list(contract.export_info.tpu_batch_sizes) == [1, 4]
+    assert contract.export_info.tpu_matmul_precision == "highest"
 
 
 def test_warmup_records_parse_and_replay(exported, loaded):
     logs = read_warmup(exported[2] / WARMUP_FILE)
-    # (serving_default, generate_fast) x 2 buckets + 2 fixed buckets, x batch sizes 1 and 2.
-    assert len(logs) == 12
+    # (serving_default, generate_fast) x 2 buckets x batch sizes 1 and 2; the TPU bucket
+    # signatures' records are the TPU version's (test_tpu_warmup_covers_every_tpu_program...).
+    assert len(logs) == 8
     seen = set()
     for log in logs:
         request = log.predict_log.request
@@ -317,7 +343,8 @@ def test_warmup_records_parse_and_replay(exported, loaded):
         inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
         out = call(loaded, request.model_spec.signature_name, **inputs)
         seen.add((request.model_spec.signature_name,) + out["acoustic_tokens"].shape[:2])
-    assert ("serving_default", 2, 32) in seen and ("generate_16", 1, 16) in seen
+    assert seen == {(name, batch, frames) for name in ("serving_default", "generate_fast")
+                    for batch in (1, 2) for frames in (16, 32)}
 
 
 def test_contract_carries_the_codec_of_a_corpus_run(trained_tiny, tmp_path, tiny_config):
@@ -446,9 +473,151 @@ def test_a_failure_while_writing_leaves_no_partial_version(trained_tiny, tmp_pat
     (dict(warmup_batch_sizes=tuple(range(1, 600))), "TF Serving reads at most 1000"),
     (dict(calling_convention_version=8), "calling_convention_version must be one of"),
     (dict(variables_dtype="float16"), "variables_dtype must be one of"),
+    (dict(tpu_batch_sizes=(4, 2)), "tpu_batch_sizes must increase strictly"),
+    (dict(tpu_batch_sizes=(0, 1)), "tpu_batch_sizes must increase strictly from >= 1"),
+    (dict(tpu_matmul_precision="bfloat16"), "tpu_matmul_precision must be one of"),
+    (dict(compute_dtype="float16"), "compute_dtype must be float32 or bfloat16"),
+    # 2 bucket signatures x 501 TPU batch sizes: more TPU warm-up records than TF Serving reads.
+    (dict(static_buckets=True, tpu_batch_sizes=tuple(range(1, 502))), "reads at most 1000"),
 ])
 def test_export_options_that_cannot_work_are_refused(tiny_config, changes, message):
     options = dict(max_seconds=0.64, max_prompt_seconds=0.16, bucket_seconds=(0.32, 0.64))
     options.update(changes)
     with pytest.raises((ExportError, ConfigError), match=message):
         ExportConfig(**options).resolve(tiny_config)
+
+
+def test_compute_dtype_overrides_the_runs_for_every_signature(tiny_config):
+    assert tiny_config.compute_dtype == "float32"
+    resolved = ExportConfig(max_seconds=0.64, max_prompt_seconds=0.16, bucket_seconds=(0.64,),
+                            compute_dtype="bfloat16").resolve(tiny_config)
+    assert resolved.model.compute_dtype == "bfloat16"
+    assert resolved.model == dataclasses.replace(tiny_config, compute_dtype="bfloat16")
+
+
+# TPU: the bucket signatures are the TPU contract (docs/tpu.md)
+
+def _aliased_and_not(version_dir):
+    from export.modules import serialized_modules_of_saved_model
+    modules = serialized_modules_of_saved_model(version_dir)
+    return ([pair for pair in modules if pair[0].alias == TPU_FUNCTION_ALIAS],
+            [pair for pair in modules if pair[0].alias != TPU_FUNCTION_ALIAS])
+
+
+def test_every_tpu_function_is_static_but_for_the_batch_at_the_chosen_precision(exported):
+    aliased, others = _aliased_and_not(exported[2])
+    buckets = []
+    for module, data in aliased:
+        program = batch_polymorphic_exported(data, module.platforms, module.version)
+        *params, semantic, prompt = [a.shape for a in program.in_avals[:-5]]
+        assert all(isinstance(d, int) for shape in params for d in shape)
+        for aval in program.in_avals[-7:] + program.out_avals:  # inputs and tokens: [b, ...]
+            assert not isinstance(aval.shape[0], int)
+            assert all(isinstance(d, int) for d in aval.shape[1:])
+        assert prompt[1:] == (8, 3)  # the longest prompt, padded to in the graph
+        buckets.append(semantic[1] * 2)
+        # The export's TPU numerics: every matmul of the module at HIGHEST precision.
+        text = module_text(data)
+        assert text.count("dot_general") > 0
+        assert text.count("dot_general") == text.count("precision = [HIGHEST, HIGHEST]")
+    assert sorted(buckets) == [16, 32]
+    # The shape-polymorphic functions (CPU and GPU) are neither aliased nor batch-only.
+    assert len(others) == 3
+    for module, data in others:
+        with pytest.raises(ValueError, match="dynamic dimension other than the batch"):
+            batch_polymorphic_exported(data, module.platforms, module.version)
+        assert "HIGHEST" not in module_text(data)
+
+
+def test_tpu_warmup_covers_every_tpu_program_and_replays(exported, loaded):
+    aliased, _ = _aliased_and_not(exported[2])
+    logs = read_warmup(exported[2] / TPU_WARMUP_FILE)
+    assert len(logs) == len(aliased) * 2  # every TPU function at each allowed batch size
+    programs = set()
+    for log in logs:
+        request = log.predict_log.request
+        inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
+        out = call(loaded, request.model_spec.signature_name, **inputs)
+        programs.add((request.model_spec.signature_name, out["acoustic_tokens"].shape[0],
+                      out["acoustic_tokens"].shape[1]))
+    assert programs == {(f"generate_{frames}", batch, frames) for frames in (16, 32)
+                        for batch in (1, 4)}
+
+
+def test_finishing_a_conversion_gives_it_the_contract_and_the_tpu_warmup(exported, tmp_path):
+    converted = tmp_path / "converted"
+    converted.mkdir()  # what a converter wrote (its saved_model.pb is not ours to fake)
+    finish_conversion(exported[2], converted)
+    assert read_contract(converted) == read_contract(exported[2])
+    assert ((converted / WARMUP_FILE).read_bytes()
+            == (exported[2] / TPU_WARMUP_FILE).read_bytes())
+    assert not (converted / TPU_WARMUP_FILE).exists()
+    with pytest.raises(FileNotFoundError, match="export with --static-buckets"):
+        finish_conversion(tmp_path, tmp_path / "other")
+
+
+TPU_CHECK = Path(__file__).resolve().parent.parent / ".tpu-check"  # tools/setup.sh
+
+
+def _converter_schema(tmp_path):
+    """orbax-export's copy of the converter's ConverterOptionsV2, compiled here."""
+    protos = list(TPU_CHECK.glob("orbax/export/bfloat16_toolkit/converter_options_v2.proto"))
+    if not protos:
+        pytest.skip("orbax-export's converter schema is not in .tpu-check/ (tools/setup.sh)")
+    out = tmp_path / "schema"
+    out.mkdir()
+    # A child process: protoc crashes inside a process with TensorFlow's protobuf loaded.
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{TPU_CHECK}",
+                    f"--python_out={out}", str(protos[0])], check=True)
+    return out
+
+
+PARSE_OPTIONS = """
+import sys
+from google.protobuf import text_format
+sys.path.insert(0, sys.argv[1])
+from orbax.export.bfloat16_toolkit import converter_options_v2_pb2 as schema
+options = text_format.Parse(sys.stdin.read(), schema.ConverterOptionsV2())
+batch, = options.batch_options
+print(options.tpu_functions[0].function_alias, list(batch.allowed_batch_sizes),
+      batch.max_batch_size, batch.num_batch_threads,
+      schema.ConverterOptionsV2.State.Name(options.bfloat16_optimization))
+"""
+
+
+def test_converter_options_parse_with_the_converters_published_schema(exported, tmp_path):
+    schema = _converter_schema(tmp_path)
+    text = converter_options(read_contract(exported[2]))
+    assert (exported[2] / TPU_CONVERTER_OPTIONS_FILE).read_text() == text  # what the export wrote
+    parsed = subprocess.run([sys.executable, "-c", PARSE_OPTIONS, str(schema)], input=text,
+                            capture_output=True, text=True)
+    assert parsed.returncode == 0, parsed.stderr[-2000:]
+    assert parsed.stdout.split() == ["tpu_func", "[1,", "4]", "4", "4", "DISABLED"]
+    # A misspelt field is refused by the same schema (the parse is not vacuous).
+    bad = subprocess.run([sys.executable, "-c", PARSE_OPTIONS, str(schema)],
+                         input=text.replace("allowed_batch_sizes", "allowed_batch_size"),
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "allowed_batch_size" in bad.stderr
+
+
+def test_converter_options_need_bucket_signatures(trained_tiny, tmp_path):
+    version = export_savedmodel(trained_tiny[0], tmp_path, ExportConfig(
+        max_seconds=0.64, max_prompt_seconds=0.16, bucket_seconds=(0.64,)), log=None)
+    contract = read_contract(version)
+    assert list(contract.export_info.tpu_batch_sizes) == []
+    with pytest.raises(ValueError, match="no TPU bucket signatures: export with --static-buckets"):
+        converter_options(contract)
+    assert [m.alias for m in modules_of_saved_model(version)] == ["", ""]
+    assert not (version / TPU_WARMUP_FILE).exists()
+
+
+def test_every_tpu_program_compiles_for_a_tpu_v4_without_one(exported):
+    if not list(TPU_CHECK.glob("libtpu/*.so")):
+        pytest.skip("libtpu is not in .tpu-check/ (tools/setup.sh)")
+    tool = Path(__file__).resolve().parent.parent / "tools" / "tpu_compile_check.py"
+    shown = subprocess.run([sys.executable, str(tool), str(exported[2]), "--batch-sizes", "1"],
+                           capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stdout[-2000:] + shown.stderr[-2000:]
+    rows = [line.split() for line in shown.stdout.splitlines() if line.startswith("generate_")]
+    assert [(row[0], row[1]) for row in rows] == [("generate_16", "1"), ("generate_32", "1")]
+    assert "2 of 2 programs compile and fit" in shown.stdout

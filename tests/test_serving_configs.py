@@ -8,6 +8,8 @@ kubernetes-validate's bundled JSON schemas.
 import copy
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import kubernetes_validate
@@ -245,3 +247,69 @@ def test_every_committed_image_is_pinned_to_a_release():
         image = server_container(path)[1]["image"]
         assert not image.endswith(":latest") and ":latest-" not in image, (path, image)
     assert ":latest" not in (CONFIGS / "README.md").read_text()
+
+
+# TPU conversion (docs/tpu.md)
+
+TPU_JOB = K8S / "tpu" / "convert-job.yaml"
+MODELS = CONFIGS.parent / "models" / "soundstorm"
+
+
+def _tpu_job():
+    job, configmap = documents(TPU_JOB)
+    spec = job["spec"]["template"]["spec"]
+    (converter,), (finish,) = spec["initContainers"], spec["containers"]
+    return job, configmap, converter, finish
+
+
+def test_tpu_convert_job_converts_the_committed_export_with_its_own_options():
+    job, configmap, converter, finish = _tpu_job()
+    env = {e["name"]: e for e in converter["env"]}
+    version = env["VERSION"]["value"]
+    assert {e["name"]: e["value"] for e in finish["env"]} == {"VERSION": version}
+    assert job["metadata"]["name"].endswith(f"-{version}")
+    exported = MODELS / version
+    # The options are the ones the export wrote (export/tpu.py converter_options).
+    options = configmap["data"]["converter_options.txtpb"]
+    assert options == (exported / "assets.extra" / "tpu_converter_options.txtpb").read_text()
+    assert env["CONVERTER_OPTIONS"]["valueFrom"]["configMapKeyRef"] == {
+        "name": configmap["metadata"]["name"], "key": "converter_options.txtpb"}
+    assert converter["args"] == [f"--input_model_dir=/models/soundstorm/$(VERSION)",
+                                 "--output_model_dir=/models-tpu/soundstorm/.convert-$(VERSION)",
+                                 "--converter_options_string=$(CONVERTER_OPTIONS)"]
+    # It writes where the TPU Deployment serves from.
+    (tpu_deployment,) = documents(K8S / "tpu" / "deployment.yaml")
+    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"]
+              for v in job["spec"]["template"]["spec"]["volumes"]}
+    served = {v["name"]: v["persistentVolumeClaim"]["claimName"]
+              for v in tpu_deployment["spec"]["template"]["spec"]["volumes"]
+              if "persistentVolumeClaim" in v}
+    assert claims["models-tpu"] == served["models"]
+
+
+def test_tpu_convert_jobs_shell_step_finishes_as_finish_conversion_does(tmp_path):
+    """Runs the Job's `finish` script with this machine's sh on a fake export and converter
+    output, and compares the tree with export.tpu.finish_conversion's."""
+    from export.tpu import finish_conversion
+    _, _, converter, finish = _tpu_job()
+    version = finish["env"][0]["value"]
+    export = tmp_path / "models" / "soundstorm" / version
+    (export / "assets.extra").mkdir(parents=True)
+    for name, data in [("model_contract.pb", b"contract"), ("tf_serving_warmup_requests", b"cpu"),
+                       ("tpu_warmup_requests", b"tpu"), ("tpu_converter_options.txtpb", b"o")]:
+        (export / "assets.extra" / name).write_bytes(data)
+    staging = tmp_path / "models-tpu" / "soundstorm" / f".convert-{version}"
+    staging.mkdir(parents=True)
+    (staging / "saved_model.pb").write_bytes(b"converted")
+    expected = tmp_path / "expected"
+    shutil.copytree(staging, expected)
+    finish_conversion(export, expected)
+    script = finish["args"][0].replace("/models-tpu/", f"{tmp_path}/models-tpu/").replace(
+        "/models/", f"{tmp_path}/models/")
+    subprocess.run(["sh", "-ec", script], env={"VERSION": version, "PATH": "/usr/bin:/bin"},
+                   check=True)
+    final = tmp_path / "models-tpu" / "soundstorm" / version
+    assert not staging.exists()
+    tree = lambda root: {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    assert tree(final) == tree(expected)
+    assert (final / "assets.extra" / "tf_serving_warmup_requests").read_bytes() == b"tpu"

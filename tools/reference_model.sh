@@ -7,9 +7,9 @@
 # On a 2-core CPU: corpus ~25 min (24,000 WordNet sentences, 480 generated
 # speakers), training ~4.5 h alone on the machine (8,500 steps at 1.5-1.9 s),
 # export under 1, evaluation ~35. Writes the corpus to data/corpus, the runs to
-# runs/reference-6k and runs/reference-8500, the SavedModel to OUT/soundstorm/3 and the
+# runs/reference-6k and runs/reference-8500, the SavedModel to OUT/soundstorm/4 and the
 # evaluation report to reports/eval-reference; none of them is tracked by git.
-# This is the recipe of the committed reference model, models/soundstorm/3 (MODEL_CARD.md):
+# This is the recipe of the committed reference model, models/soundstorm/4 (MODEL_CARD.md):
 # 6,000 steps on a 6,000-step cosine, then that state (optimizer included) continued to
 # 8,500 on an 8,500-step cosine, a warm restart (docs/training.md says why).
 #
@@ -44,7 +44,7 @@ if [ ! -d "$second/checkpoints" ]; then
 fi
 train "$second" 8500
 # The choice temperature 2.0 was chosen on held-out utterances the evaluation does not use.
-"$soundstorm" export --workdir "$second" --base-path "$out" --version 3 \
-  --variables-dtype bfloat16 --default-choice-temperature 2
+"$soundstorm" export --workdir "$second" --base-path "$out" --version 4 \
+  --variables-dtype bfloat16 --default-choice-temperature 2 --static-buckets
 "$soundstorm" eval --model "$out/soundstorm" --data data/corpus --out reports/eval-reference \
   --utterances 48 --long-form-seconds 30

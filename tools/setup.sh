@@ -40,3 +40,19 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,eval,mutation]"
+
+# The deviceless TPU compile check (tools/tpu_compile_check.py) needs libtpu, the TPU
+# compiler jax pins in its `tpu` extra; the converter-options test needs the converter's
+# schema, which orbax-export ships. Both go to .tpu-check/, not .venv: with libtpu importable,
+# every JAX program would probe for a TPU at start-up (and say so on stderr).
+tpu_check_packages=$(.venv/bin/python - <<'PY'
+import tomllib
+print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["tpu-check"]))
+PY
+)
+if [ ! -d .tpu-check/libtpu ] || [ ! -d .tpu-check/orbax ]; then
+  echo "installing ${tpu_check_packages} into .tpu-check/"
+  # shellcheck disable=SC2086  # the list is meant to split into arguments
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+    --target .tpu-check ${tpu_check_packages}
+fi

@@ -33,7 +33,17 @@ def _add_export(subparsers) -> None:
     parser.add_argument("--buckets", type=float_list, default=(5.0, 10.0, 20.0, 30.0),
                         help="length buckets in seconds (default 5,10,20,30)")
     parser.add_argument("--static-buckets", action="store_true",
-                        help="also export one fixed-shape signature per bucket (TPU)")
+                        help="also export one TPU signature per bucket, static but for the batch, "
+                             "with the converter's options and TPU warm-up (docs/tpu.md)")
+    parser.add_argument("--tpu-batch-sizes", type=int_list, default=(1, 2, 4, 8, 16),
+                        help="batch sizes a TPU compiles per bucket (default 1,2,4,8,16)")
+    parser.add_argument("--tpu-matmul-precision", default="highest",
+                        choices=("default", "high", "highest"),
+                        help="XLA matmul precision of the TPU signatures (default highest: "
+                             "float32 as on the CPU; docs/tpu.md)")
+    parser.add_argument("--compute-dtype", default=None, choices=("float32", "bfloat16"),
+                        help="activations and matmuls of every signature (default: the run's; "
+                             "logits and sampling stay float32)")
     parser.add_argument("--platforms", default="cpu,cuda,tpu",
                         help="jax2tf lowering platforms (default cpu,cuda,tpu)")
     parser.add_argument("--loop", default="scan", choices=("scan", "unrolled"),
@@ -42,8 +52,8 @@ def _add_export(subparsers) -> None:
                         help="storage of the parameters (bfloat16 halves the size; computation "
                              "stays float32)")
     parser.add_argument("--calling-convention", type=int, default=None,
-                        help="XlaCallModule version to write (default: JAX's current, 10); 9 for "
-                             "TF Serving builds that refuse 10 (docs/export.md)")
+                        help="XlaCallModule version to write (default: JAX's current, 10); 9 "
+                             "alone does not make TF Serving <= 2.19 run the export (docs/tpu.md)")
     parser.add_argument("--warmup-batch-sizes", type=int_list, default=(1,),
                         help="batch sizes to write warm-up records for (default 1)")
     parser.add_argument("--default-temperature", type=float, default=1.0,
@@ -63,7 +73,9 @@ def _export(args) -> int:
         model_name=args.model_name, level_schedule=args.schedule,
         extra_schedules=tuple(args.extra_schedule), max_seconds=args.max_seconds,
         max_prompt_seconds=args.prompt_seconds, bucket_seconds=tuple(args.buckets),
-        static_buckets=args.static_buckets, platforms=tuple(args.platforms.split(",")),
+        static_buckets=args.static_buckets, tpu_batch_sizes=tuple(args.tpu_batch_sizes),
+        tpu_matmul_precision=args.tpu_matmul_precision, compute_dtype=args.compute_dtype,
+        platforms=tuple(args.platforms.split(",")),
         loop=args.loop, warmup_batch_sizes=tuple(args.warmup_batch_sizes),
         calling_convention_version=args.calling_convention,
         variables_dtype=args.variables_dtype, default_temperature=args.default_temperature,

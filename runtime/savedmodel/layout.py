@@ -12,6 +12,9 @@ client read it. What TF Serving does, with its source:
   `<version>/assets.extra/tf_serving_warmup_requests`, of which at most 1000 are
   replayed (tensorflow_serving/servables/tensorflow/saved_model_warmup_util.h,
   `WarmupConsts::kRequestsFileName` and `kMaxNumRecords`).
+Ours, beside them (docs/tpu.md): an export with TPU bucket signatures also
+writes the converter's options and its TPU version's warm-up into assets.extra/;
+the conversion step makes the latter the converted version's WARMUP_FILE.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from protos.status import StatusError
 ASSETS_EXTRA = Path("assets.extra")  # files TF Serving reads beside the SavedModel
 WARMUP_FILE = ASSETS_EXTRA / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000
+TPU_WARMUP_FILE = ASSETS_EXTRA / "tpu_warmup_requests"
+TPU_CONVERTER_OPTIONS_FILE = ASSETS_EXTRA / "tpu_converter_options.txtpb"
 SAVED_MODEL_FILE = "saved_model.pb"
 
 
