@@ -265,6 +265,19 @@ EQUIVALENT_MUTANTS = (
      "return _contract_from(self.generate({\"probe\": np.zeros(1, np.int32)}, \"metadata\"))",
      "return _contract_from(self.generate({\"probe\": np.zeros( 2, np.int32)}, \"metadata\"))",
      "the metadata signature answers the same contract once per probe; the first is read"),
+    ("runtime/client/backends.py",
+     "return model_contract_pb2.ModelContract.FromString(bytes(outputs[\"contract\"][0]))",
+     "return model_contract_pb2.ModelContract.FromString(bytes(outputs[\"contract\"][ -1]))",
+     "a one-element probe gets one contract: its first is its last"),
+    ("runtime/client/backends.py",
+     "root_certificates: bytes | None = None,",
+     "root_certificates: bytes & None = None,",
+     "an annotation: with `from __future__ import annotations` it is never evaluated"),
+    ("runtime/client/backends.py",
+     "for attempt in range(self.retries + 1):",
+     "for attempt in range(self.retries + 2):",
+     "the last allowed attempt (attempt == retries) raises inside the loop, so a longer "
+     "range is never reached"),
 )
 
 

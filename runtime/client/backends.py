@@ -32,14 +32,18 @@ def _contract_from(outputs: dict[str, np.ndarray]) -> model_contract_pb2.ModelCo
 
 class EmbeddedBackend:
     """The SavedModel loaded in this process (TensorFlow runs the decoding loop), through the
-    same Servable the model server uses (runtime.savedmodel)."""
+    same Servable the model server uses (runtime.savedmodel).
+
+    `path` is the version folder loaded (the newest under a base path); `version` its number,
+    or None for a SavedModel folder outside TF Serving's layout.
+    """
 
     def __init__(self, model_dir: Path):
         from runtime.savedmodel.layout import parse_version
         from runtime.savedmodel.servable import Servable
         self.path = find_version_dir(model_dir)
-        version = parse_version(self.path.name) or 0
-        self._servable = Servable(self.path.parent.name, version, self.path)
+        self.version = parse_version(self.path.name)
+        self._servable = Servable(self.path.parent.name, self.version, self.path)
 
     def generate(self, inputs: dict[str, np.ndarray], signature: str = "serving_default"
                  ) -> dict[str, np.ndarray]:

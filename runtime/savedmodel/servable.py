@@ -53,7 +53,7 @@ class Servable:
     variables or ops it cannot load.
     """
 
-    def __init__(self, name: str, version: int, version_dir: Path,
+    def __init__(self, name: str, version: int | None, version_dir: Path,
                  intra_op_threads: int = 0, inter_op_threads: int = 0):
         self.name, self.version, self.path = name, version, Path(version_dir)
         self.signature_defs = read_signature_defs(self.path)
