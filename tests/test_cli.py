@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from apps.cli.main import main
@@ -65,3 +66,39 @@ def test_export_records_the_sampling_defaults_it_is_given(trained_tiny, tmp_path
         pytest.approx((0.7, 2.0))
     assert main(args[:-4] + ["--default-temperature", "0", "--version", "2"]) == 2
     assert "temperature" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"hello\n", "is not a .npy array of token ids"),                    # a text file
+    ("pickled", "is not a .npy array of token ids"),                      # object array
+    (np.zeros((2, 3), np.int32), "must hold a 1-D integer array"),
+    (np.zeros(4, np.float32), "must hold a 1-D integer array"),
+])
+def test_a_bad_semantic_file_is_one_line_and_exit_2_before_the_model_loads(tmp_path, capsys,
+                                                                           content, message):
+    path = tmp_path / "tokens.npy"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    else:
+        np.save(path, content)
+    code = main(["synthesize", "--semantic-file", str(path), "--voice", str(tmp_path / "v.wav"),
+                 "--out", str(tmp_path / "out.wav"), "--model", str(tmp_path / "no-model")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+
+
+@pytest.mark.parametrize("out,message", [
+    (".", "is a folder; name the audio file to write"),
+    ("out.mp4", "cannot write 'MP4' audio; use .wav or .flac"),
+])
+def test_a_bad_out_is_refused_before_synthesis_and_leaves_nothing(tmp_path, capsys, out, message):
+    (tmp_path / "tokens.npy").write_bytes(b"")
+    target = tmp_path / out
+    before = sorted(tmp_path.iterdir())
+    code = main(["synthesize", "--text", "hello", "--voice", str(tmp_path / "v.wav"),
+                 "--out", str(target), "--model", str(tmp_path / "no-model")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert sorted(tmp_path.iterdir()) == before  # no .partial, no output

@@ -33,6 +33,18 @@ def voice(client, voice_file):
     return client.voice_prompt(voice_file, transcript=SPEECH_TEXT)
 
 
+def test_embedded_backend_loads_the_newest_version_and_names_it(speech_model, tmp_path):
+    import shutil
+    base = tmp_path / "soundstorm"
+    shutil.copytree(speech_model / "1", base / "9")
+    shutil.copytree(speech_model / "1", base / "10")  # 10 is newer than 9 (numbers, not text)
+    loaded = backends.EmbeddedBackend(base)
+    assert (loaded.path, loaded.version) == (base / "10", 10)
+    bare = tmp_path / "my-export"  # a SavedModel folder outside TF Serving's layout
+    shutil.copytree(speech_model / "1", bare)
+    assert backends.EmbeddedBackend(bare).version is None
+
+
 def test_client_configures_itself_from_the_metadata_signature(client):
     assert (client.num_levels, client.codebook_size, client.frames_per_token) == (8, 256, 1)
     assert (client.max_frames, client.max_prompt_frames) == (64, 20)
@@ -124,6 +136,9 @@ def test_bad_inputs_are_clear_errors(client, voice, voice_file, tmp_path):
         client.voice_prompt(garbage)
     with pytest.raises(ClientError, match="prompt too long"):
         client.voice_prompt(voice_file, prompt_seconds=5)
+    for nothing in (0, -1):
+        with pytest.raises(ClientError, match=r"prompt_seconds must be > 0: .* got "):
+            client.voice_prompt(voice_file, prompt_seconds=nothing)
     with pytest.raises(ClientError, match="semantic_tokens must lie in"):
         client.synthesize(semantic_tokens=np.array([1, 2, 500]), voice=voice)
     with pytest.raises(ClientError, match="no voice prompt for speaker"):

@@ -1,4 +1,4 @@
-"""The committed reference model (models/soundstorm/3): it loads on a fresh clone and speaks.
+"""The committed reference model (models/soundstorm/4): it loads on a fresh clone and speaks.
 
 Generation is a pure function of (model, inputs, seed), so these figures are
 the model's own; the bounds sit well inside what MODEL_CARD.md measured, so

@@ -287,7 +287,8 @@ def test_labels_policies_and_config_reload(served_version, tmp_path, start_serve
     assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
     assert caught.value.message == ("Request to assign label to version 10 of model soundstorm, "
                                     "which is not currently available for inference")
-    server, channel = start_server(config, allow_version_labels_for_unavailable_models=True)
+    server, channel = start_server(config, allow_version_labels_for_unavailable_models=True,
+                                   reload_config_roots=(tmp_path,))
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     arrays = request_arrays(3)
     for label, version in (("stable", 9), ("canary", 10)):
@@ -314,6 +315,46 @@ def test_labels_policies_and_config_reload(served_version, tmp_path, start_serve
         models.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=bad))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert stub.Predict(predict_request(arrays)).model_spec.version.value == 9  # untouched
+
+
+def test_reload_rpc_is_the_operators(served_version, tmp_path, start_server):
+    """Refused (PERMISSION_DENIED, nothing changed) unless started with
+    --reload_config_allowed_roots, and then only for base paths under those folders, with
+    `..` and symlinks resolved. TF Serving itself accepts any reload (ours: flags.py)."""
+    base = base_with(served_version, tmp_path / "models")
+    config = single_model_config("soundstorm", base)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "models" / "link").symlink_to(tmp_path / "elsewhere")
+    arrays = request_arrays(3)
+
+    def reload(channel, base_path):
+        changed = model_server_config_pb2.ModelServerConfig()
+        changed.model_config_list.config.add(name="soundstorm", base_path=str(base_path),
+                                             model_platform="tensorflow")
+        return model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
+            model_management_pb2.ReloadConfigRequest(config=changed))
+
+    _, closed = start_server(config)
+    with pytest.raises(grpc.RpcError) as caught:
+        reload(closed, tmp_path / "elsewhere")
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert caught.value.details() == ("HandleReloadConfigRequest is disabled on this server; the "
+                                      "operator enables it with "
+                                      "--reload_config_allowed_roots=DIR[,DIR]")
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(closed)
+    assert stub.Predict(predict_request(arrays)).model_spec.version.value == 1  # unchanged
+
+    _, opened = start_server(config, reload_config_roots=(tmp_path / "models",))
+    for outside in ("/proc", tmp_path / "elsewhere", tmp_path / "models" / ".." / "elsewhere",
+                    tmp_path / "models" / "link"):
+        with pytest.raises(grpc.RpcError) as caught:
+            reload(opened, outside)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED, outside
+        assert caught.value.details().startswith(f"base path {outside} of model soundstorm is "
+                                                 "outside --reload_config_allowed_roots")
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(opened)
+    assert stub.Predict(predict_request(arrays)).model_spec.version.value == 1
+    assert reload(opened, base).status.error_code == 0  # inside the root: done
 
 
 def _metric(server, name):
@@ -845,3 +886,59 @@ def test_closing_a_batcher_answers_the_requests_it_took_at_once(batcher):
     late = _submit_all(batcher_, [_x(3)])[0]
     assert late.result(timeout=2)["y"].tolist() == [[30, 30]]
     assert record.sizes() == [2, 1] and batches == [(2, 2), (1, 1)]
+
+
+# A request's cost is bounded before its tensors are built (runtime/serving/tensors.py)
+
+def _declared(shape, dtype=tf.int32, **fields):
+    proto = tf.make_tensor_proto(np.zeros([0], dtype.as_numpy_dtype))
+    proto.ClearField("tensor_shape")
+    for size in shape:
+        proto.tensor_shape.dim.add(size=size)
+    for name, value in fields.items():
+        if isinstance(value, bytes):
+            setattr(proto, name, value)
+        else:
+            getattr(proto, name).extend(value)
+    return proto
+
+
+@pytest.mark.parametrize("proto,code,message", [
+    # A few bytes that declare 400 MB (TensorFlow would repeat the one value to fill it).
+    (_declared([1, 100_000_000], int_val=[7]), grpc.StatusCode.RESOURCE_EXHAUSTED,
+     "input semantic_tokens declares shape [1, 100000000] (400000000 bytes); one request may "
+     "carry at most 1048576 (--max_message_bytes)"),
+    (_declared([1, 2**40], int_val=[7]), grpc.StatusCode.RESOURCE_EXHAUSTED,
+     "declares shape [1, 1099511627776] (4398046511104 bytes)"),
+    (_declared([2**31, 2**31, 2**31], int_val=[7]), grpc.StatusCode.RESOURCE_EXHAUSTED,
+     "declares shape [2147483648, 2147483648, 2147483648]"),
+    (_declared([65, 1], int_val=[7]), grpc.StatusCode.RESOURCE_EXHAUSTED,
+     "input semantic_tokens has a batch of 65; one request may ask for at most 64 "
+     "(--max_request_batch_size)"),
+    (_declared([1, 10], tensor_content=b"\0" * 39), grpc.StatusCode.INVALID_ARGUMENT,
+     "tensor parsing error: semantic_tokens"),
+    (_declared([1, 10], tensor_content=b"\0" * 44), grpc.StatusCode.INVALID_ARGUMENT,
+     "tensor parsing error: semantic_tokens"),
+    (_declared([1, -5], int_val=[7]), grpc.StatusCode.INVALID_ARGUMENT,
+     "tensor parsing error: semantic_tokens"),
+])
+def test_declared_shapes_are_bounded_before_anything_is_built(proto, code, message, monkeypatch):
+    from runtime.serving.tensors import parse_tensor
+    built = []
+    monkeypatch.setattr(tf, "make_ndarray", lambda proto: built.append(proto))
+    with pytest.raises(StatusError) as caught:
+        parse_tensor(proto, "semantic_tokens", max_bytes=1 << 20, max_batch=64)
+    assert (caught.value.code, built) == (code, [])
+    assert message in caught.value.message
+
+
+def test_a_tensor_within_bounds_parses_as_tensorflow_parses_it():
+    from runtime.serving.tensors import parse_tensor
+    array = np.arange(12, dtype=np.int32).reshape(3, 4)
+    for proto in (tf.make_tensor_proto(array), _declared([3, 4], int_val=array.ravel().tolist())):
+        np.testing.assert_array_equal(parse_tensor(proto, "x", 48, 3), array)
+    # TensorFlow's fill: typed values shorter than the shape repeat the last one.
+    np.testing.assert_array_equal(parse_tensor(_declared([2, 3], int_val=[1, 2]), "x", 24, 2),
+                                  [[1, 2, 2], [2, 2, 2]])
+    with pytest.raises(StatusError, match="at most 47"):
+        parse_tensor(tf.make_tensor_proto(array), "x", 47, 3)

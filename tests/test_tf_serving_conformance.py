@@ -623,7 +623,7 @@ def test_every_tensorflow_model_server_flag_is_accepted_with_its_default():
     import dataclasses
     from runtime.serving.flags import NO_EFFECT, REFUSED, ServerFlags
     names = {field.name: field.default for field in dataclasses.fields(ServerFlags)}
-    ours = {"host", "max_message_bytes"}
+    ours = {"host", "max_message_bytes", "reload_config_allowed_roots", "max_request_batch_size"}
     assert len(set(names) - ours) == 48
     assert {name: names[name] for name in (
         "port", "rest_api_port", "rest_api_timeout_in_ms", "model_name", "max_num_load_retries",

@@ -51,23 +51,39 @@ def _add_synthesize(subparsers) -> None:
     parser.set_defaults(handler=_synthesize)
 
 
+def read_semantic_file(path: Path):
+    """A 1-D integer array saved by numpy.save, read without pickles; InputError otherwise."""
+    import numpy as np
+    if not path.is_file():
+        raise FileNotFoundError(f"no semantic-token file at {path}")
+    try:
+        tokens = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as error:  # not .npy, pickled objects, truncated
+        raise InputError(f"--semantic-file {path} is not a .npy array of token ids "
+                         f"(numpy.save): {str(error).splitlines()[0]}") from None
+    if not isinstance(tokens, np.ndarray) or tokens.ndim != 1 or tokens.dtype.kind not in "iu":
+        raise InputError(f"--semantic-file {path} must hold a 1-D integer array, got "
+                         f"{getattr(tokens, 'dtype', type(tokens).__name__)} of shape "
+                         f"{getattr(tokens, 'shape', '?')}")
+    return tokens
+
+
 def _synthesize(args) -> int:
     import numpy as np
     from tqdm.auto import tqdm
     from runtime.client import Timings, write_audio
+    from runtime.client.prompt import check_output_path
 
+    check_output_path(args.out)  # before minutes of synthesis, not after
+    semantic = read_semantic_file(args.semantic_file) if args.semantic_file else None
     client = client_from_args(args)
     voice = client.voice_prompt(args.voice, transcript=args.voice_text,
                                 prompt_seconds=args.prompt_seconds)
-    text, semantic = args.text, None
+    text = args.text
     if args.text_file is not None:
         if not args.text_file.is_file():
             raise FileNotFoundError(f"no text file at {args.text_file}")
         text = args.text_file.read_text()
-    if args.semantic_file is not None:
-        if not args.semantic_file.is_file():
-            raise FileNotFoundError(f"no semantic-token file at {args.semantic_file}")
-        semantic = np.load(args.semantic_file, allow_pickle=False)
     timings, chunks = Timings(), []
     windows = client.stream(text, voice, semantic_tokens=semantic, seed=args.seed,
                             temperature=args.temperature, timings=timings)  # checks inputs
@@ -98,6 +114,8 @@ def _add_dialogue(subparsers) -> None:
 
 def _dialogue(args) -> int:
     from runtime.client import write_audio
+    from runtime.client.prompt import check_output_path
+    check_output_path(args.out)
     if not args.transcript.is_file():
         raise FileNotFoundError(f"no transcript at {args.transcript}")
     voices = {}

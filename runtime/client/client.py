@@ -125,7 +125,8 @@ class Client:
         """
         budget_s = self.max_prompt_frames / self.frame_rate_hz
         if prompt_seconds is not None and not 0 < prompt_seconds <= budget_s:
-            raise bad_input(f"prompt too long: prompt_seconds must be in (0, {budget_s:g}] "
+            what = "prompt too long" if prompt_seconds > budget_s else "prompt_seconds must be > 0"
+            raise bad_input(f"{what}: prompt_seconds must be in (0, {budget_s:g}] "
                             f"for this model, got {prompt_seconds}")
         if isinstance(audio, (str, Path)):
             waveform, sample_rate = read_audio(audio)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 
@@ -42,14 +43,35 @@ def read_audio(path) -> tuple[np.ndarray, int]:
 
 
 def write_audio(path, waveform: np.ndarray, sample_rate: int) -> Path:
-    """16-bit PCM (wav, or flac by extension), written whole or not at all."""
+    """16-bit PCM (wav, or flac by extension), written whole or not at all: a failed write
+    leaves neither the file nor its temporary `.NAME.partial` (check_output_path first)."""
     import soundfile
-    path = Path(path)
+    path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    soundfile.write(str(partial), np.clip(waveform, -1, 1), sample_rate, subtype="PCM_16",
-                    format=(path.suffix.lstrip(".") or "wav").upper())
-    partial.replace(path)
+    try:
+        soundfile.write(str(partial), np.clip(waveform, -1, 1), sample_rate, subtype="PCM_16",
+                        format=(path.suffix.lstrip(".") or "wav").upper())
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def check_output_path(path) -> Path:
+    """Raises InputError unless an audio file can be written at `path` (not a folder, a
+    format soundfile writes, its folder writable or creatable): checked before synthesis, so
+    minutes of work are not lost to a typo."""
+    import soundfile
+    path = Path(path)
+    if path.is_dir():
+        raise bad_input(f"{path} is a folder; name the audio file to write, e.g. {path / 'out.wav'}")
+    kind = (path.suffix.lstrip(".") or "wav").upper()
+    if kind not in soundfile.available_formats():
+        raise bad_input(f"{path}: cannot write {kind!r} audio; use .wav or .flac")
+    folder = next((parent for parent in path.absolute().parents if parent.exists()), None)
+    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise bad_input(f"{path}: the folder {folder} is not writable")
     return path
 
 

@@ -58,7 +58,10 @@ def options_from_flags(args: ServerFlags) -> ServerOptions:
             args.allow_version_labels_for_unavailable_models),
         grpc_socket_path=args.grpc_socket_path,
         grpc_channel_arguments=tuple(grpc_channel_arguments(args.grpc_channel_arguments)),
-        warm_up=args.enable_model_warmup, session_threads=threads)
+        warm_up=args.enable_model_warmup, session_threads=threads,
+        max_request_batch_size=args.max_request_batch_size,
+        reload_config_roots=tuple(Path(root) for root in
+                                  args.reload_config_allowed_roots.split(",") if root))
 
 
 def model_config_from_flags(args: ServerFlags):

@@ -12,8 +12,12 @@ and server.h (Server::Options), so every TF Serving command line runs against
   naming the flag and why.
 
 `validate` applies TF Serving's start-up checks (Server::BuildAndStart, server.cc).
-Two flags are ours: `--host` (TF Serving always listens on 0.0.0.0) and
-`--max_message_bytes` (TF Serving allows INT32_MAX; ours bounds a request's memory).
+Four flags are ours: `--host` (TF Serving always listens on 0.0.0.0),
+`--max_message_bytes` (TF Serving allows INT32_MAX; ours bounds a request's memory,
+declared shapes included), `--max_request_batch_size` (a request's batch, checked
+before its tensors are built) and `--reload_config_allowed_roots` (TF Serving lets any client that reaches the
+gRPC port reload the model config; ours refuses unless the operator names the
+folders reloads may serve from).
 Boolean flags take TF Serving's forms: `--flag`, `--flag=true`, `--flag=false`.
 """
 
@@ -94,6 +98,8 @@ class ServerFlags:
     # Ours.
     host: str = "0.0.0.0"
     max_message_bytes: int = 64 * 1024 * 1024
+    reload_config_allowed_roots: str = ""
+    max_request_batch_size: int = 64
 
     @classmethod
     def from_namespace(cls, namespace: argparse.Namespace) -> "ServerFlags":
@@ -170,6 +176,12 @@ _HELP = {
                                           "signatures",
     "host": "address to listen on (ours; TF Serving listens on 0.0.0.0)",
     "max_message_bytes": "largest gRPC message or REST body (ours; default 64 MiB)",
+    "max_request_batch_size": "largest batch one request may ask for, checked before its "
+                              "tensors are built (ours; default 64; TF Serving has no bound)",
+    "reload_config_allowed_roots": "comma-separated folders: ModelService.HandleReloadConfigRequest "
+                                   "may serve base paths under them (ours; default empty: the "
+                                   "RPC is refused with PERMISSION_DENIED, which TF Serving "
+                                   "never does)",
 }
 
 
@@ -242,3 +254,6 @@ def validate(flags: ServerFlags) -> None:
         raise invalid_argument("--saved_model_tags: only 'serve' meta graphs are served here "
                                f"(got {flags.saved_model_tags!r})")
     grpc_channel_arguments(flags.grpc_channel_arguments)
+    if flags.max_request_batch_size < 1:
+        raise invalid_argument(f"--max_request_batch_size must be >= 1, got "
+                               f"{flags.max_request_batch_size}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import os
 import threading
 import time
 import logging
@@ -34,7 +35,7 @@ from runtime.savedmodel.tf_status import message_of, status_code_of
 from runtime.serving.manager import ModelManager
 from runtime.serving.metrics import ServerMetrics
 from runtime.savedmodel.servable import Servable
-from runtime.serving.tensors import tensor_proto
+from runtime.serving.tensors import parse_tensor, tensor_proto
 
 # 64 MiB: a 60 s request of the paper's model is ~100 KB, its answer ~150 KB; far past that
 # is a mistake or an attack, answered RESOURCE_EXHAUSTED by gRPC itself.
@@ -68,6 +69,30 @@ class ServerOptions:
     grpc_channel_arguments: tuple = ()  # --grpc_channel_arguments, parsed: (name, value)
     warm_up: bool = True             # --enable_model_warmup
     session_threads: tuple[int, int] = (0, 0)  # intra-op, inter-op (0: TensorFlow's choice)
+    # --reload_config_allowed_roots: folders the reload RPC may serve base paths from;
+    # empty: the RPC is refused (PERMISSION_DENIED).
+    reload_config_roots: tuple[Path, ...] = ()
+    # --max_request_batch_size (ours): the largest batch one request may ask for, checked on
+    # each input's declared shape before it is built (decoding memory grows with it).
+    max_request_batch_size: int = 64
+
+
+def check_reload_allowed(config: model_server_config_pb2.ModelServerConfig,
+                         roots: tuple[Path, ...]) -> None:
+    """Raises PERMISSION_DENIED unless reloads are enabled and each base path, with symlinks
+    and `..` resolved, is one of `roots` or lies under one."""
+    if not roots:
+        raise StatusError("HandleReloadConfigRequest is disabled on this server; the operator "
+                          "enables it with --reload_config_allowed_roots=DIR[,DIR]",
+                          grpc.StatusCode.PERMISSION_DENIED)
+    allowed = [Path(os.path.realpath(root)) for root in roots]
+    for model in config.model_config_list.config:
+        base = Path(os.path.realpath(model.base_path))
+        if not any(base == root or root in base.parents for root in allowed):
+            raise StatusError(f"base path {model.base_path} of model {model.name} is outside "
+                              f"--reload_config_allowed_roots "
+                              f"({','.join(str(root) for root in roots)})",
+                              grpc.StatusCode.PERMISSION_DENIED)
 
 
 class ModelServer:
@@ -111,12 +136,11 @@ class ModelServer:
             servable.check_method_name(signature)
         servable.check_input_names(signature, list(request.inputs))
         wanted = servable.check_output_filter(signature, request.output_filter)
-        inputs = {}
+        inputs, budget = {}, self.options.max_message_bytes
         for key, proto in request.inputs.items():
-            try:
-                inputs[key] = tf.make_ndarray(proto)
-            except (TypeError, ValueError):
-                raise invalid_argument(f"tensor parsing error: {key}") from None
+            # Every input's declared size counts against one request's budget.
+            inputs[key] = parse_tensor(proto, key, budget, self.options.max_request_batch_size)
+            budget -= inputs[key].nbytes
         outputs = self.run(servable, signature, inputs, wanted, timeout_ms)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = servable.name
@@ -235,6 +259,9 @@ class ModelServer:
 
     def reload_config(self, request: model_management_pb2.ReloadConfigRequest
                       ) -> model_management_pb2.ReloadConfigResponse:
+        """HandleReloadConfigRequest, for the operator only: refused (PERMISSION_DENIED,
+        nothing changed) unless every base path lies under --reload_config_allowed_roots."""
+        check_reload_allowed(request.config, self.options.reload_config_roots)
         self.manager.reload_config(request.config)
         return model_management_pb2.ReloadConfigResponse(status=status_pb2.StatusProto())
 

@@ -1,4 +1,4 @@
-"""numpy arrays to TensorProto as TF Serving writes a response's outputs.
+"""TensorProtos: a request's inputs parsed within bounds, and outputs written as TF Serving does.
 
 By default tensorflow_model_server fills the typed repeated field of each dtype
 (`Tensor::AsProtoField`: `float_val`, `int_val`, ...), and writes the packed
@@ -9,9 +9,12 @@ that read `.int_val` depend on the first; `tf.make_ndarray` reads both.
 
 from __future__ import annotations
 
+import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
+
+from protos.status import StatusError, invalid_argument
 
 # dtype -> the TensorProto field Tensor::AsProtoField fills (tensorflow/core/framework/tensor.cc).
 _TYPED_FIELD = {
@@ -49,3 +52,41 @@ def tensor_proto(array: np.ndarray, as_content: bool = False) -> tensor_pb2.Tens
     else:
         raise ValueError(f"no typed TensorProto field for {dtype.name}")
     return proto
+
+
+def parse_tensor(proto: tensor_pb2.TensorProto, key: str, max_bytes: int,
+                 max_batch: int) -> np.ndarray:
+    """A request's TensorProto as an array, its cost bounded before anything is allocated.
+
+    Refused before allocating: a shape that is negative or whose content does not match it
+    (INVALID_ARGUMENT "tensor parsing error: KEY", TF Serving's words for a failed
+    Tensor::FromProto, predict_util.cc); a declared size over `max_bytes` or a leading
+    (batch) dimension over `max_batch` (RESOURCE_EXHAUSTED naming the input). TensorFlow
+    would otherwise build the declared shape from a few bytes: typed fields shorter than the
+    shape repeat their last value (Tensor::FromProto's fill).
+    """
+    dims = [dim.size for dim in proto.tensor_shape.dim]
+    try:
+        dtype = tf.as_dtype(proto.dtype)
+        itemsize = np.dtype(dtype.as_numpy_dtype).itemsize if dtype != tf.string else 1
+    except (TypeError, ValueError):
+        raise invalid_argument(f"tensor parsing error: {key}") from None
+    if any(size < 0 for size in dims):
+        raise invalid_argument(f"tensor parsing error: {key}")
+    count = 1
+    for size in dims:
+        count *= size  # Python ints: no overflow, whatever the declared shape
+    if count * itemsize > max_bytes:
+        raise StatusError(f"input {key} declares shape {dims} ({count * itemsize} bytes); one "
+                          f"request may carry at most {max_bytes} (--max_message_bytes)",
+                          grpc.StatusCode.RESOURCE_EXHAUSTED)
+    if dims and dims[0] > max_batch:
+        raise StatusError(f"input {key} has a batch of {dims[0]}; one request may ask for at "
+                          f"most {max_batch} (--max_request_batch_size)",
+                          grpc.StatusCode.RESOURCE_EXHAUSTED)
+    if proto.tensor_content and len(proto.tensor_content) != count * itemsize:
+        raise invalid_argument(f"tensor parsing error: {key}")
+    try:
+        return tf.make_ndarray(proto)
+    except (TypeError, ValueError):
+        raise invalid_argument(f"tensor parsing error: {key}") from None
