@@ -942,3 +942,41 @@ def test_a_tensor_within_bounds_parses_as_tensorflow_parses_it():
                                   [[1, 2, 2], [2, 2, 2]])
     with pytest.raises(StatusError, match="at most 47"):
         parse_tensor(tf.make_tensor_proto(array), "x", 47, 3)
+
+
+def _raw_http(port, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """One request written byte for byte (what urllib cannot send); (status, body)."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(head + body)
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    status = int(reply.split(b" ", 2)[1])
+    return status, reply.split(b"\r\n\r\n", 1)[1]
+
+
+def test_rest_reads_any_body_framing_and_refuses_what_only_a_web_page_sends(
+        served_version, tmp_path, start_server):
+    server, _ = start_server(single_model_config("soundstorm", base_with(served_version, tmp_path)),
+                             rest_api_port=-1)
+    port, path = server.rest_port, b"/v1/models/soundstorm/metadata"
+    metadata = b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    assert _raw_http(port, metadata + b"\r\n")[0] == 200
+    # A chunked body is read (not taken as empty): the error is about what is in it.
+    body = b'{"instances": [1.5]}'
+    chunked = (b"POST /v1/models/soundstorm:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+               + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n")
+    status, reply = _raw_http(port, chunked)
+    assert status == 400 and b"instances is a plain list" in reply, reply
+    # A Content-Length that is not a number is the client's mistake, never a 500.
+    status, _ = _raw_http(port, b"POST /v1/models/soundstorm:predict HTTP/1.1\r\nHost: 127.0.0.1"
+                          b"\r\nContent-Length: x\r\nConnection: close\r\n\r\n")
+    assert 400 <= status < 500
+    # A browser's cross-origin POST (text/plain needs no preflight) and a rebound Host.
+    status, reply = _raw_http(port, metadata + b"Origin: https://evil.example\r\n\r\n")
+    assert status == 403 and b"cross-origin request from https://evil.example refused" in reply
+    status, reply = _raw_http(port, metadata.replace(b"Host: 127.0.0.1",
+                                                     b"Host: attacker.example") + b"\r\n")
+    assert status == 403 and b"listens on loopback only" in reply

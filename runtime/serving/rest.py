@@ -69,6 +69,8 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"
 _CORS_HEADERS = [("Access-Control-Allow-Origin", "*"),
                  ("Access-Control-Allow-Methods", "POST, GET"),
                  ("Access-Control-Allow-Headers", "Content-Type")]
+REST_IDLE_TIMEOUT_S = 30
+_LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 # Waitress's own log would print a traceback per dropped connection; keep it to warnings.
 logging.getLogger("waitress").setLevel(logging.WARNING)
 
@@ -90,6 +92,9 @@ class RestServer:
             self._http = waitress.server.create_server(
                 _RestApp(server, self.workers), host=host, port=port, threads=threads,
                 backlog=1024, max_request_body_size=options.max_message_bytes,
+                # A connection idle (or sending nothing) this long is closed: a slow or
+                # stalled client cannot hold a connection for ever (waitress's default: 120 s).
+                channel_timeout=REST_IDLE_TIMEOUT_S,
                 clear_untrusted_proxy_headers=True, ident=None)
         except OSError as error:
             self.workers.shutdown()
@@ -146,7 +151,10 @@ class _RestApp:
         started, code = time.perf_counter(), grpc.StatusCode.OK
         seen = {"model": "", "api": ""}  # filled in by _route as soon as it knows them
         try:
-            body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            self._check_origin(environ)
+            # Waitress has already read the whole body (at most max_message_bytes, de-chunked):
+            # read it all, whatever Content-Length says or whether it says anything.
+            body = environ["wsgi.input"].read()
             if "gzip" in environ.get("HTTP_CONTENT_ENCODING", ""):
                 body = _gunzip(body, self.server.options.max_message_bytes)
             reply = json.dumps(self._route(method, path, body, seen), indent=4).encode()
@@ -167,6 +175,20 @@ class _RestApp:
             headers += _CORS_HEADERS
         start_response(f"{status} {_REASONS.get(status, '')}", headers)
         return [body]
+
+    def _check_origin(self, environ) -> None:
+        """Refuses what only a web page would send (ours; TF Serving checks neither): a
+        cross-origin request (an Origin header) unless --rest_api_enable_cors_support, and,
+        on a loopback-only server, a Host that is not loopback (DNS rebinding)."""
+        if environ.get("HTTP_ORIGIN") and not self.server.options.rest_cors:
+            raise StatusError(f"cross-origin request from {environ['HTTP_ORIGIN']} refused: "
+                              "start the server with --rest_api_enable_cors_support to allow "
+                              "browsers", grpc.StatusCode.PERMISSION_DENIED)
+        if self.server.options.host in _LOOPBACK_HOSTS:
+            host = environ.get("HTTP_HOST", "").rsplit(":", 1)[0]
+            if host not in _LOOPBACK_HOSTS:
+                raise StatusError(f"Host {environ.get('HTTP_HOST', '')!r} refused: this server "
+                                  "listens on loopback only", grpc.StatusCode.PERMISSION_DENIED)
 
     def _preflight(self, environ, start_response):
         """CORS preflight (http_server.cc): 200 for an http(s) Origin, else 400; no body."""
