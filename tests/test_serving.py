@@ -980,3 +980,30 @@ def test_rest_reads_any_body_framing_and_refuses_what_only_a_web_page_sends(
     status, reply = _raw_http(port, metadata.replace(b"Host: 127.0.0.1",
                                                      b"Host: attacker.example") + b"\r\n")
     assert status == 403 and b"listens on loopback only" in reply
+
+
+@pytest.mark.parametrize("name,value", [("temperature", np.nan), ("temperature", np.inf),
+                                        ("choice_temperature", np.nan)])
+def test_a_savedmodel_check_reaches_the_client_as_one_line(served_version, tmp_path, start_server,
+                                                           name, value):
+    server, channel = start_server(single_model_config("soundstorm",
+                                                       base_with(served_version, tmp_path)))
+    arrays = request_arrays(4)
+    arrays[name] = np.full(1, value, np.float32)
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Predict(predict_request(arrays))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = caught.value.details()
+    assert "\n" not in details and "Graph execution error" not in details, details
+    assert f"{name} must be finite" in details, details  # the check's own words
+
+
+def test_tensorflow_errors_lose_their_preamble_not_their_words():
+    from runtime.savedmodel.tf_status import message_of
+    error = tf.errors.InvalidArgumentError(None, None, (
+        "Graph execution error:\n\nDetected at node CheckNumerics defined at (most recent call "
+        "last):\n<stack traces unavailable>\nx must be finite : Tensor had NaN values\n\t "
+        "[[{{node CheckNumerics}}]] [Op:__inference_f_1]"))
+    assert message_of(error) == "x must be finite : Tensor had NaN values"
+    assert message_of(tf.errors.NotFoundError(None, None, "one line")) == "one line"

@@ -27,8 +27,18 @@ def message_of(error: Exception) -> str:
         start = message.find("assertion failed:")
         if start >= 0:
             return message[start:].split("\n")[0].strip()
-        return message
+        # Any other op's error (e.g. CheckNumerics): its own first line, without TF's preamble
+        # ("Graph execution error:", "Detected at node ...", stack notes, "[[{{node ...}}]]").
+        for line in message.splitlines():
+            line = line.strip()
+            if line and not line.startswith(_TF_PREAMBLE):
+                return line
+        return message.strip()
     return str(error)
+
+
+_TF_PREAMBLE = ("Graph execution error:", "Detected at node", "<stack traces unavailable>",
+                "[[{{node", "Node:", "Stack trace for op definition")
 
 
 def status_of(error: Exception, default: grpc.StatusCode = grpc.StatusCode.INTERNAL
