@@ -1007,3 +1007,33 @@ def test_tensorflow_errors_lose_their_preamble_not_their_words():
         "[[{{node CheckNumerics}}]] [Op:__inference_f_1]"))
     assert message_of(error) == "x must be finite : Tensor had NaN values"
     assert message_of(tf.errors.NotFoundError(None, None, "one line")) == "one line"
+
+
+def test_a_bad_tls_config_is_one_line_naming_the_file_before_anything_binds(tmp_path, capsys):
+    """The shipped template as is (placeholders), a certificate without its key, and a key
+    that does not match: `soundstorm serve` exits 2 with one line, no port bound."""
+    from apps.cli.main import main
+    template = Path(__file__).resolve().parent.parent / "serving_configs" / "ssl.config"
+    key, cert, other = tmp_path / "key.pem", tmp_path / "cert.pem", tmp_path / "other.pem"
+    for out_key, out_cert in ((key, cert), (other, tmp_path / "other-cert.pem")):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        str(out_key), "-out", str(out_cert), "-days", "1", "-subj", "/CN=x"],
+                       check=True, capture_output=True)
+    mismatched = tmp_path / "mismatched.config"
+    mismatched.write_text(f"server_key: {json.dumps(other.read_text())}\n"
+                          f"server_cert: {json.dumps(cert.read_text())}\n")
+    no_key = tmp_path / "no-key.config"
+    no_key.write_text(f"server_cert: {json.dumps(cert.read_text())}\n")
+    base = tmp_path / "models"
+    base.mkdir()
+    import socket
+    with socket.socket() as probe:  # a free port, which the server must not get to bind
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for config in (template, mismatched, no_key):
+        code = main(["serve", f"--model_base_path={base}", f"--port={port}",
+                     f"--ssl_config_file={config}"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert (f"--ssl_config_file {config}: server_key, server_cert and custom_ca must be "
+                "PEM") in err

@@ -26,6 +26,28 @@ def _read_text_proto(path: Path, message):
         raise invalid_argument(f"{path}: not a {type(message).__name__} text proto: {error}") from None
 
 
+def check_ssl_config(config, path) -> None:
+    """Raises INVALID_ARGUMENT naming the file unless its key and certificate (and CA, if
+    any) load as PEM: checked before any port is bound or model loaded, where gRPC would
+    only say "Failed to bind to address"."""
+    import ssl
+    import tempfile
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory() as folder:  # ssl reads PEM from files only
+        key, cert = Path(folder) / "key.pem", Path(folder) / "cert.pem"
+        key.touch(mode=0o600)
+        key.write_text(config.server_key)
+        cert.write_text(config.server_cert)
+        try:
+            context.load_cert_chain(cert, key)
+            if config.custom_ca:
+                context.load_verify_locations(cadata=config.custom_ca)
+        except (ssl.SSLError, ValueError) as error:
+            raise invalid_argument(f"--ssl_config_file {path}: server_key, server_cert and "
+                                   f"custom_ca must be PEM text of a matching key and "
+                                   f"certificate ({error})") from None
+
+
 def options_from_flags(args: ServerFlags) -> ServerOptions:
     batching = None
     if args.enable_batching:
@@ -40,6 +62,7 @@ def options_from_flags(args: ServerFlags) -> ServerOptions:
     ssl = None
     if args.ssl_config_file:
         ssl = _read_text_proto(args.ssl_config_file, tf_serving_config_pb2.SSLConfig())
+        check_ssl_config(ssl, args.ssl_config_file)
     threads = (args.tensorflow_intra_op_parallelism or args.tensorflow_session_parallelism,
                args.tensorflow_inter_op_parallelism or args.tensorflow_session_parallelism)
     return ServerOptions(
