@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export.checks import fixed_shape_checks, generate_checks, logits_checks
+from export.checks import bucket_checks, generate_checks, logits_checks
 from soundstorm.config import PRESETS
 
 # 12 semantic ids + unknown (12), 16 codes + mask (16), 3 levels, 2 frames per token.
@@ -112,13 +112,12 @@ def test_every_input_must_have_the_batch_size(name):
         check_generate(**request)
 
 
-def test_a_fixed_bucket_takes_exactly_its_shapes():
-    semantic, prompt = tf.zeros((1, 8), tf.int32), tf.zeros((1, 6, Q), tf.int32)
-    assert len(fixed_shape_checks(CONFIG, 16, 6, semantic, prompt)) == 2
-    with pytest.raises(tf.errors.InvalidArgumentError, match="exactly 8 semantic tokens"):
-        fixed_shape_checks(CONFIG, 16, 6, tf.zeros((1, 7), tf.int32), prompt)
-    with pytest.raises(tf.errors.InvalidArgumentError, match="prompt_tokens of exactly 6"):
-        fixed_shape_checks(CONFIG, 16, 6, semantic, tf.zeros((1, 5, Q), tf.int32))
+def test_a_tpu_bucket_takes_up_to_its_bucket_and_no_more():
+    for tokens in (1, 7, 8):  # 16 frames: up to 8 semantic tokens, padded to it in the graph
+        assert len(bucket_checks(CONFIG, 16, tf.zeros((1, tokens), tf.int32))) == 1
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"at most 8 semantic tokens \(16 frames\); use a larger bucket"):
+        bucket_checks(CONFIG, 16, tf.zeros((1, 9), tf.int32))
 
 
 def logits_request() -> dict:
