@@ -44,7 +44,11 @@ def _same_batch(**tensors) -> list:
 
 def bucket_checks(config: SoundStormConfig, bucket: int, semantic_tokens) -> list:
     """A TPU bucket signature takes at most its bucket (it pads up to it; a longer input
-    would need another program, which a TPU fleet must not compile on demand)."""
+    would need another program, which a TPU fleet must not compile on demand).
+
+    semantic_tokens: int32 [b, s]; the assertion fails (InvalidArgumentError at run time)
+    when s > bucket / frames_per_token.
+    """
     tokens = bucket // config.frames_per_semantic_token
     return [tf.debugging.assert_less_equal(
         tf.shape(semantic_tokens)[1], tokens,

@@ -74,7 +74,8 @@ class ExportConfig:
     # XlaCallModule calling convention; None: JAX's current default (10). 9 alone does not
     # reach TF <= 2.19, which also cannot read JAX 0.10's StableHLO (docs/tpu.md, section 5).
     calling_convention_version: int | None = None
-    # Warm-up records: one per (bucket, batch size) of every generate signature.
+    # Warm-up records: one per (bucket, batch size) of every shape-polymorphic generate
+    # signature (the TPU bucket signatures get theirs in the TPU version: tpu_batch_sizes).
     warmup_batch_sizes: tuple[int, ...] = (1,)
     # Sampling defaults recorded for clients (per-request inputs of the signature).
     default_temperature: float = 1.0

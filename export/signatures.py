@@ -41,8 +41,10 @@ def _generate_specs(config: SoundStormConfig, frames: int | None, prompt_frames:
 
 def _pad_to_bucket(config: SoundStormConfig, bucket: int, prompt_frames: int, semantic_tokens,
                    prompt_tokens):
-    """Zero-pads semantic tokens to the bucket and the prompt to prompt_frames. The values
-    do not matter: `lengths` and `prompt_lengths` say what is real (decode masks the rest)."""
+    """Zero-pads int32 semantic tokens [b, s] to [b, bucket / frames_per_token] and the prompt
+    [b, p, Q] to [b, prompt_frames, Q]. The values do not matter: `lengths` and
+    `prompt_lengths` say what is real (decode masks the rest). Callers check s and p first
+    (checks.bucket_checks, generate_checks)."""
     tokens = bucket // config.frames_per_semantic_token
     semantic = tf.pad(semantic_tokens, [[0, 0], [0, tokens - tf.shape(semantic_tokens)[1]]])
     prompt = tf.pad(prompt_tokens, [[0, 0], [0, prompt_frames - tf.shape(prompt_tokens)[1]],
@@ -113,9 +115,11 @@ class SoundStormModule(tf.Module):
         """A generate signature: any length up to max_frames, or, with `bucket`, a TPU one.
 
         A bucket signature takes any length up to `bucket` frames and any prompt up to
-        max_prompt_frames, pads both in TF (outside the compiled function) and returns the
-        frames it was asked for, so it answers as serving_default does for inputs padded to the
-        bucket. Its compiled function sees static shapes except the batch, so a TPU compiles one
+        max_prompt_frames (semantic_tokens int32 [b, s <= bucket / frames_per_token],
+        prompt_tokens int32 [b, p <= max_prompt_frames, Q]), pads both in TF (outside the
+        compiled function) and returns acoustic_tokens int32 [b, s * frames_per_token, Q], so
+        it answers as serving_default does for inputs padded to the bucket. Inputs past the
+        bucket raise InvalidArgumentError from the checks before anything compiles. Its compiled function sees static shapes except the batch, so a TPU compiles one
         program per allowed batch size, and it is traced under the export's TPU matmul
         precision (ExportConfig.tpu_matmul_precision).
         """

@@ -11,7 +11,7 @@ bucket signatures x allowed batch sizes, all compiled at warm-up.
 The options are text of the converter's ConverterOptionsV2 message; Google does
 not ship its schema in a package, but orbax-export carries a copy
 (orbax/export/bfloat16_toolkit/converter_options_v2.proto), which
-tests/test_tpu.py parses them with. docs/tpu.md walks the whole path.
+tests/test_export.py parses them with. docs/tpu.md walks the whole path.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class ConverterBatching:
     The allowed batch sizes are the export's (contract.export_info.tpu_batch_sizes): the
     converter pads each batch up to the next one, so no other size reaches the TPU.
     """
-    # Batches run at once: one per chip of a v4 2x2x1 host (4), as Google's examples set.
+    # Batches run at once: 4, as Google's examples set (a v4 2x2x1 host has 4 chips).
     num_batch_threads: int = 4
     # A call takes seconds; waiting 10 ms for a fuller batch costs nothing in comparison.
     batch_timeout_micros: int = 10_000
@@ -53,9 +53,10 @@ def converter_options(contract: model_contract_pb2.ModelContract,
 
     - tpu_functions: the alias of the bucket signatures' compiled functions.
     - batch_options: one entry without a component applies to every TPU function.
-    - bfloat16_optimization DISABLED: the converter's default would round the whole TPU
-      function to bfloat16; the export chose its numerics instead
-      (contract.export_info.tpu_matmul_precision, bounded in docs/tpu.md).
+    - bfloat16_optimization DISABLED: the schema says it defaults to disabled for models
+      with XlaCallModule; said explicitly, so that no converter version rounds the TPU
+      functions to bfloat16 behind the export's back (contract.export_info
+      .tpu_matmul_precision chose the numerics; docs/tpu.md bounds the alternatives).
     Raises ValueError when the export has no bucket signatures (nothing to convert).
     """
     sizes = list(contract.export_info.tpu_batch_sizes)
@@ -81,7 +82,8 @@ def write_tpu_files(version_dir: Path, contract: model_contract_pb2.ModelContrac
 
     The warm-up has one record per TPU program; the export's own records cover CPU shapes
     (serving_default at its buckets), which on a TPU host would run on its CPU while the
-    TPU programs compiled on first use.
+    TPU programs compiled on first use. Raises ValueError (converter_options) for an export
+    without bucket signatures.
     """
     version_dir = Path(version_dir)
     (version_dir / TPU_CONVERTER_OPTIONS_FILE).write_text(converter_options(contract))

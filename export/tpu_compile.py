@@ -18,8 +18,9 @@ from jax.experimental import topologies
 from export.stablehlo import argument_specs
 
 # HBM of a TPU v4 chip (Google Cloud, "TPU v4" system architecture: 32 GiB of HBM2),
-# shared by its two TensorCores. The topology lists one device per core and a program is
-# compiled for one, so a program is measured against half a chip.
+# shared by its two TensorCores. This topology description lists 8 devices for the 4 chips
+# of v4:2x2x1 (core_on_chip 0 and 1) and a program is compiled for one of them, so it is
+# measured against half a chip: conservative (in megacore mode a program has the whole 32).
 TPU_V4_HBM_BYTES_PER_CORE = 32 * 2**30 // 2
 
 
@@ -44,7 +45,11 @@ def tpu_devices(topology: str = "v4:2x2x1"):
 
 
 def compile_program(exported, batch: int, device) -> ProgramReport:
-    """Lowers an Exported's TPU branch at one batch size and compiles it for `device`."""
+    """Lowers an Exported's TPU branch at one batch size and compiles it for `device`.
+
+    Raises what JAX raises for a module the TPU compiler refuses (JaxRuntimeError,
+    ValueError); tools/tpu_compile_check.py reports it per program.
+    """
     sharding = jax.sharding.SingleDeviceSharding(device)
     started = time.perf_counter()
     compiled = (jax.jit(exported.call).trace(*argument_specs(exported, batch, sharding))

@@ -4,8 +4,8 @@ TF Serving replays these PredictionLog records when it loads a version, before
 the version takes traffic, so the first real request of each (bucket, batch
 size) does not pay for XLA compilation. Our model server replays the same file.
 Its place and record limit: runtime.savedmodel.layout. Everything here is read
-from the model contract, so a converted (TPU) version gets its own records from
-the contract it carries (export/tpu.py).
+from the model contract; the export writes both sets, its own and the TPU
+version's (export/tpu.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from protos import model_contract_pb2
 
 def warmup_inputs(contract: model_contract_pb2.ModelContract, frames: int,
                   batch: int) -> dict[str, np.ndarray]:
-    """A valid generate request of `frames` total frames, full-length prompt, for compiling."""
+    """A valid generate request of `frames` total frames, full-length prompt, for compiling:
+    semantic_tokens int32 [batch, frames / frames_per_token], prompt_tokens int32
+    [batch, max_prompt_frames, Q], the per-example vectors [batch] (int32; float32
+    temperatures at the contract's defaults)."""
     prompt_frames, levels = contract.max_prompt_frames, contract.acoustic.num_levels
     return {
         "semantic_tokens": np.zeros((batch, frames // contract.semantic.frames_per_token),
@@ -54,8 +57,8 @@ def warmup_logs(contract: model_contract_pb2.ModelContract,
     """The export's records: one per (shape-polymorphic generate signature, bucket, batch size).
 
     The TPU bucket signatures are left to the converted version's records (tpu_warmup_logs):
-    a CPU or GPU server serves serving_default, and compiling four more decoding programs at
-    every load would double its start-up for signatures it is not sent.
+    a CPU or GPU server serves serving_default, and compiling one more decoding program per
+    bucket at every load would double its start-up for signatures it is not sent.
     """
     return _logs(contract, [(signature.name, frames, batch) for signature in contract.signatures
                             if not signature.fixed_frames for frames in contract.frame_buckets

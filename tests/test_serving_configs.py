@@ -258,7 +258,8 @@ MODELS = CONFIGS.parent / "models" / "soundstorm"
 def _tpu_job():
     job, configmap = documents(TPU_JOB)
     spec = job["spec"]["template"]["spec"]
-    (converter,), (finish,) = spec["initContainers"], spec["containers"]
+    (prepare, converter), (finish,) = spec["initContainers"], spec["containers"]
+    assert prepare["env"] == finish["env"]  # one VERSION
     return job, configmap, converter, finish
 
 
@@ -313,3 +314,7 @@ def test_tpu_convert_jobs_shell_step_finishes_as_finish_conversion_does(tmp_path
     tree = lambda root: {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
     assert tree(final) == tree(expected)
     assert (final / "assets.extra" / "tf_serving_warmup_requests").read_bytes() == b"tpu"
+    # A version is immutable: a second run stops instead of moving staging inside it.
+    staging.mkdir()
+    again = subprocess.run(["sh", "-ec", script], env={"VERSION": version, "PATH": "/usr/bin:/bin"})
+    assert again.returncode != 0 and staging.exists() and not (final / staging.name).exists()

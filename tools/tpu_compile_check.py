@@ -43,16 +43,20 @@ def main(argv=None) -> int:
     from export.stablehlo import batch_polymorphic_exported
     from export.tpu_compile import TPU_V4_HBM_BYTES_PER_CORE, compile_program, tpu_devices
 
-    contract = read_contract(args.model_dir)
-    sizes = ([int(size) for size in args.batch_sizes.split(",")] if args.batch_sizes
-             else list(contract.export_info.tpu_batch_sizes))
-    programs = []  # (bucket frames, Exported)
-    for module, data in serialized_modules_of_saved_model(args.model_dir):
-        if module.alias == TPU_FUNCTION_ALIAS:
-            exported = batch_polymorphic_exported(data, module.platforms, module.version)
-            # Its bucket: the static semantic length (the 7th input from the end).
-            frames = exported.in_avals[-7].shape[1] * contract.semantic.frames_per_token
-            programs.append((frames, exported))
+    try:
+        contract = read_contract(args.model_dir)
+        sizes = ([int(size) for size in args.batch_sizes.split(",")] if args.batch_sizes
+                 else list(contract.export_info.tpu_batch_sizes))
+        programs = []  # (bucket frames, Exported)
+        for module, data in serialized_modules_of_saved_model(args.model_dir):
+            if module.alias == TPU_FUNCTION_ALIAS:
+                exported = batch_polymorphic_exported(data, module.platforms, module.version)
+                # Its bucket: the static semantic length (the 7th input from the end).
+                frames = exported.in_avals[-7].shape[1] * contract.semantic.frames_per_token
+                programs.append((frames, exported))
+    except (OSError, ValueError, KeyError) as error:  # not an export, a bad size, an old alias
+        print(f"tpu_compile_check: {args.model_dir}: {error}", file=sys.stderr)
+        return 2
     if not programs or not sizes:
         print(f"tpu_compile_check: {args.model_dir} has no TPU bucket signatures "
               "(export with --static-buckets)", file=sys.stderr)

@@ -14,6 +14,7 @@ Exit 2 with one line for an export without TPU signatures or a missing docker.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import subprocess
@@ -34,6 +35,7 @@ def main(argv=None) -> int:
     parser.add_argument("--image", default=DEFAULT_IMAGE, help="converter image (default: %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="print the command only")
     args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from export.contract import read_contract
     from export.tpu import finish_conversion
     from runtime.savedmodel.layout import TPU_CONVERTER_OPTIONS_FILE
@@ -47,13 +49,14 @@ def main(argv=None) -> int:
     contract = read_contract(version_dir)
     model_dir = args.tpu_base.resolve() / contract.model_name
     final, staging = model_dir / version_dir.name, model_dir / f".convert-{version_dir.name}"
-    command = ["docker", "run", "--rm",
+    # As this user, so that the finishing step can write into what the converter wrote.
+    command = ["docker", "run", "--rm", "--user", f"{os.getuid()}:{os.getgid()}",
                "--mount", f"type=bind,source={version_dir},target=/tmp/input,readonly",
                "--mount", f"type=bind,source={model_dir},target=/tmp/output",
                args.image, "--input_model_dir=/tmp/input",
                f"--output_model_dir=/tmp/output/{staging.name}",
                f"--converter_options_string={options_file.read_text()}"]
-    print(shlex.join(command))
+    print(f"mkdir -p {shlex.quote(str(model_dir))}\n{shlex.join(command)}")
     if args.dry_run:
         return 0
     if final.exists():
@@ -68,8 +71,12 @@ def main(argv=None) -> int:
         shutil.rmtree(staging, ignore_errors=True)
         print("tpu_convert: the converter failed (its output is above)", file=sys.stderr)
         return 1
-    finish_conversion(version_dir, staging)
-    staging.rename(final)
+    try:
+        finish_conversion(version_dir, staging)
+        staging.rename(final)
+    except OSError as error:
+        print(f"tpu_convert: finishing {staging} failed: {error}", file=sys.stderr)
+        return 1
     print(f"converted: {final}")
     return 0
 
