@@ -1037,3 +1037,16 @@ def test_a_bad_tls_config_is_one_line_naming_the_file_before_anything_binds(tmp_
         assert code == 2 and len(err.splitlines()) == 1, err
         assert (f"--ssl_config_file {config}: server_key, server_cert and custom_ca must be "
                 "PEM") in err
+
+
+def test_truncated_variables_are_named_as_such_with_the_version(served_version, tmp_path):
+    from runtime.savedmodel.servable import Servable
+    broken = tmp_path / "soundstorm" / "7"
+    shutil.copytree(served_version, broken)
+    data = next((broken / "variables").glob("variables.data-*"))
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    with pytest.raises(StatusError) as caught:
+        Servable("soundstorm", 7, broken)
+    assert caught.value.message.startswith(f"{broken}: variables/ is truncated or corrupt (")
+    assert "\n" not in caught.value.message
+    assert caught.value.code in (grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.DATA_LOSS)

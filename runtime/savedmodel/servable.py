@@ -67,7 +67,11 @@ class Servable:
                 tf.compat.v1.saved_model.loader.load(self._session, ["serve"], str(self.path))
         except tf.errors.OpError as error:  # missing or corrupt variables, unknown ops
             self._session.close()
-            raise StatusError(f"{self.path}: {message_of(error)}", status_code_of(error)) from None
+            cause = message_of(error)
+            if isinstance(error, (tf.errors.OutOfRangeError, tf.errors.DataLossError)):
+                # The restore op read past the end of, or failed the checksum of, a shard.
+                cause = f"variables/ is truncated or corrupt ({cause})"
+            raise StatusError(f"{self.path}: {cause}", status_code_of(error)) from None
 
     def input_specs(self, signature: str) -> dict[str, tuple[tf.DType, list[int] | None]]:
         """Alias -> (dtype, shape with -1 for any size; None for unknown rank)."""
