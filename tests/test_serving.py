@@ -1050,3 +1050,26 @@ def test_truncated_variables_are_named_as_such_with_the_version(served_version, 
     assert caught.value.message.startswith(f"{broken}: variables/ is truncated or corrupt (")
     assert "\n" not in caught.value.message
     assert caught.value.code in (grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.DATA_LOSS)
+
+
+def test_rpcs_past_twice_the_threads_are_refused_at_once_not_queued(served_version, tmp_path,
+                                                                    start_server, monkeypatch):
+    server, channel = start_server(single_model_config("soundstorm",
+                                                       base_with(served_version, tmp_path)),
+                                   grpc_threads=1)
+    servable = server.manager.resolve("soundstorm")
+    run = servable.run
+    monkeypatch.setattr(servable, "run", lambda *args: (time.sleep(2.0), run(*args))[1])
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    futures = [stub.Predict.future(predict_request(request_arrays(seed)), timeout=60)
+               for seed in range(4)]
+    codes = []
+    for future in futures:
+        try:
+            future.result()
+            codes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as error:
+            codes.append(error.code())
+    # One runs, one waits for the thread: two are refused (limit 2 x 1 thread).
+    assert codes.count(grpc.StatusCode.OK) == 2, codes
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 2, codes

@@ -289,8 +289,12 @@ class ModelServer:
             _check_port_free(self.options.host, port, what)
         self.manager.poll()  # load what is there before taking traffic
         limit = self.options.max_message_bytes
+        # RPCs past twice the threads are refused at once (RESOURCE_EXHAUSTED, "Concurrent RPC
+        # limit exceeded!") instead of queueing without bound, each holding its message: the
+        # memory of requests in flight is at most 2 x grpc_threads x max_message_bytes.
         self._grpc = grpc.server(
             concurrent.futures.ThreadPoolExecutor(self.options.grpc_threads),
+            maximum_concurrent_rpcs=2 * self.options.grpc_threads,
             options=[("grpc.max_receive_message_length", limit),
                      ("grpc.max_send_message_length", limit), ("grpc.so_reuseport", 0),
                      *self.options.grpc_channel_arguments])
