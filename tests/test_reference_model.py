@@ -17,7 +17,7 @@ from apps.evaluation.harness import SAMPLE_RATE, espeak
 from apps.evaluation.speaker import speaker_similarity
 
 MODEL = Path(__file__).resolve().parent.parent / "models" / "soundstorm"
-VERSION = MODEL / "3"
+VERSION = MODEL / "4"
 MAX_BYTES = 25_000_000
 # A held-out sentence of the corpus, spoken in a held-out voice prompted by another sentence.
 PROMPT_TEXT = "Please bring eleven shells to the small basket before dinner."
@@ -56,6 +56,11 @@ def test_the_committed_export_is_small_complete_and_bfloat16():
         ("lyra_v2", 16, 2)
     assert (contract.semantic.vocabulary, contract.semantic.vocabulary_size,
             contract.semantic.rate_hz) == ("espeak-phonemes-v2", 78, 50)
+    # Version 4: version 3's weights with the TPU bucket signatures (docs/tpu.md).
+    buckets = {s.name: s.fixed_frames for s in contract.signatures if s.fixed_frames}
+    assert buckets == {f"generate_{frames}": frames for frames in (250, 500, 1000, 1500)}
+    assert list(contract.export_info.tpu_batch_sizes) == [1, 2, 4, 8, 16]
+    assert (VERSION / "assets.extra" / "tpu_warmup_requests").is_file()
 
 
 def test_it_speaks_in_the_prompted_voice(spoken, client):

@@ -36,6 +36,9 @@ def main(argv=None) -> int:
     # Compile-only devices need libtpu, not a TPU: keep JAX's own backend on the CPU.
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow reads saved_model.pb
+    # libtpu takes a lock file so that two processes do not drive one chip; compile-only
+    # devices drive nothing, and two checks (parallel test runs) may well run at once.
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     sys.path.insert(0, str(args.libtpu_dir))
     from export.contract import read_contract
     from export.modules import serialized_modules_of_saved_model
