@@ -912,9 +912,6 @@ def _declared(shape, dtype=tf.int32, **fields):
      "declares shape [1, 1099511627776] (4398046511104 bytes)"),
     (_declared([2**31, 2**31, 2**31], int_val=[7]), grpc.StatusCode.RESOURCE_EXHAUSTED,
      "declares shape [2147483648, 2147483648, 2147483648]"),
-    (_declared([65, 1], int_val=[7]), grpc.StatusCode.RESOURCE_EXHAUSTED,
-     "input semantic_tokens has a batch of 65; one request may ask for at most 64 "
-     "(--max_request_batch_size)"),
     (_declared([1, 10], tensor_content=b"\0" * 39), grpc.StatusCode.INVALID_ARGUMENT,
      "tensor parsing error: semantic_tokens"),
     (_declared([1, 10], tensor_content=b"\0" * 44), grpc.StatusCode.INVALID_ARGUMENT,
@@ -927,7 +924,7 @@ def test_declared_shapes_are_bounded_before_anything_is_built(proto, code, messa
     built = []
     monkeypatch.setattr(tf, "make_ndarray", lambda proto: built.append(proto))
     with pytest.raises(StatusError) as caught:
-        parse_tensor(proto, "semantic_tokens", max_bytes=1 << 20, max_batch=64)
+        parse_tensor(proto, "semantic_tokens", max_bytes=1 << 20)
     assert (caught.value.code, built) == (code, [])
     assert message in caught.value.message
 
@@ -936,12 +933,12 @@ def test_a_tensor_within_bounds_parses_as_tensorflow_parses_it():
     from runtime.serving.tensors import parse_tensor
     array = np.arange(12, dtype=np.int32).reshape(3, 4)
     for proto in (tf.make_tensor_proto(array), _declared([3, 4], int_val=array.ravel().tolist())):
-        np.testing.assert_array_equal(parse_tensor(proto, "x", 48, 3), array)
+        np.testing.assert_array_equal(parse_tensor(proto, "x", 48), array)
     # TensorFlow's fill: typed values shorter than the shape repeat the last one.
-    np.testing.assert_array_equal(parse_tensor(_declared([2, 3], int_val=[1, 2]), "x", 24, 2),
+    np.testing.assert_array_equal(parse_tensor(_declared([2, 3], int_val=[1, 2]), "x", 24),
                                   [[1, 2, 2], [2, 2, 2]])
     with pytest.raises(StatusError, match="at most 47"):
-        parse_tensor(tf.make_tensor_proto(array), "x", 47, 3)
+        parse_tensor(tf.make_tensor_proto(array), "x", 47)
 
 
 def _raw_http(port, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
@@ -1026,10 +1023,7 @@ def test_a_bad_tls_config_is_one_line_naming_the_file_before_anything_binds(tmp_
     no_key.write_text(f"server_cert: {json.dumps(cert.read_text())}\n")
     base = tmp_path / "models"
     base.mkdir()
-    import socket
-    with socket.socket() as probe:  # a free port, which the server must not get to bind
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # which the server must not get to bind
     for config in (template, mismatched, no_key):
         code = main(["serve", f"--model_base_path={base}", f"--port={port}",
                      f"--ssl_config_file={config}"])
@@ -1073,3 +1067,20 @@ def test_rpcs_past_twice_the_threads_are_refused_at_once_not_queued(served_versi
     # One runs, one waits for the thread: two are refused (limit 2 x 1 thread).
     assert codes.count(grpc.StatusCode.OK) == 2, codes
     assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 2, codes
+
+
+def test_a_batch_over_the_limit_is_refused_over_grpc_and_rest(served_version, tmp_path,
+                                                              start_server):
+    server, channel = start_server(single_model_config("soundstorm",
+                                                       base_with(served_version, tmp_path)),
+                                   rest_api_port=-1, max_request_batch_size=2)
+    arrays = {key: np.concatenate([value] * 3) for key, value in request_arrays(5).items()}
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Predict(predict_request(arrays))
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "has a batch of 3; one request may ask for at most 2 (--max_request_batch_size)" \
+        in caught.value.details()
+    status, body = _http(f"http://127.0.0.1:{server.rest_port}/v1/models/soundstorm:predict",
+                         {"inputs": {k: v.tolist() for k, v in arrays.items()}})
+    assert status == 429 and b"has a batch of 3" in body  # RESOURCE_EXHAUSTED over REST

@@ -14,10 +14,10 @@ and server.h (Server::Options), so every TF Serving command line runs against
 `validate` applies TF Serving's start-up checks (Server::BuildAndStart, server.cc).
 Four flags are ours: `--host` (TF Serving always listens on 0.0.0.0),
 `--max_message_bytes` (TF Serving allows INT32_MAX; ours bounds a request's memory,
-declared shapes included), `--max_request_batch_size` (a request's batch, checked
-before its tensors are built) and `--reload_config_allowed_roots` (TF Serving lets any client that reaches the
-gRPC port reload the model config; ours refuses unless the operator names the
-folders reloads may serve from).
+declared shapes included), `--max_request_batch_size` (a request's batch, over
+gRPC and REST, checked before the model runs) and `--reload_config_allowed_roots`
+(TF Serving lets any client that reaches the gRPC port reload the model config;
+ours refuses unless the operator names the folders reloads may serve from).
 Boolean flags take TF Serving's forms: `--flag`, `--flag=true`, `--flag=false`.
 """
 
@@ -176,8 +176,8 @@ _HELP = {
                                           "signatures",
     "host": "address to listen on (ours; TF Serving listens on 0.0.0.0)",
     "max_message_bytes": "largest gRPC message or REST body (ours; default 64 MiB)",
-    "max_request_batch_size": "largest batch one request may ask for, checked before its "
-                              "tensors are built (ours; default 64; TF Serving has no bound)",
+    "max_request_batch_size": "largest batch one request may ask for, over gRPC and REST "
+                              "(ours; default 64; TF Serving has no bound)",
     "reload_config_allowed_roots": "comma-separated folders: ModelService.HandleReloadConfigRequest "
                                    "may serve base paths under them (ours; default empty: the "
                                    "RPC is refused with PERMISSION_DENIED, which TF Serving "

@@ -72,8 +72,8 @@ class ServerOptions:
     # --reload_config_allowed_roots: folders the reload RPC may serve base paths from;
     # empty: the RPC is refused (PERMISSION_DENIED).
     reload_config_roots: tuple[Path, ...] = ()
-    # --max_request_batch_size (ours): the largest batch one request may ask for, checked on
-    # each input's declared shape before it is built (decoding memory grows with it).
+    # --max_request_batch_size (ours): the largest batch one request may ask for, over gRPC
+    # and REST, checked before the model runs (decoding memory grows with it).
     max_request_batch_size: int = 64
 
 
@@ -139,7 +139,7 @@ class ModelServer:
         inputs, budget = {}, self.options.max_message_bytes
         for key, proto in request.inputs.items():
             # Every input's declared size counts against one request's budget.
-            inputs[key] = parse_tensor(proto, key, budget, self.options.max_request_batch_size)
+            inputs[key] = parse_tensor(proto, key, budget)
             budget -= inputs[key].nbytes
         outputs = self.run(servable, signature, inputs, wanted, timeout_ms)
         response = predict_pb2.PredictResponse()
@@ -157,6 +157,12 @@ class ModelServer:
         """Checks and runs one request, through the signature's batcher when batching is on
         (a batch runs every output and has no single deadline)."""
         servable.check_inputs(signature, inputs)
+        limit = self.options.max_request_batch_size
+        for key, array in inputs.items():  # gRPC and REST alike, before the model runs
+            if array.ndim and array.shape[0] > limit:
+                raise StatusError(f"input {key} has a batch of {array.shape[0]}; one request may "
+                                  f"ask for at most {limit} (--max_request_batch_size)",
+                                  grpc.StatusCode.RESOURCE_EXHAUSTED)
         if self.options.batching is None:
             return servable.run(signature, inputs, outputs, timeout_ms)
         return self._batcher(servable, signature).submit(inputs)

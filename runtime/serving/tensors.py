@@ -54,14 +54,13 @@ def tensor_proto(array: np.ndarray, as_content: bool = False) -> tensor_pb2.Tens
     return proto
 
 
-def parse_tensor(proto: tensor_pb2.TensorProto, key: str, max_bytes: int,
-                 max_batch: int) -> np.ndarray:
+def parse_tensor(proto: tensor_pb2.TensorProto, key: str, max_bytes: int) -> np.ndarray:
     """A request's TensorProto as an array, its cost bounded before anything is allocated.
 
     Refused before allocating: a shape that is negative or whose content does not match it
     (INVALID_ARGUMENT "tensor parsing error: KEY", TF Serving's words for a failed
-    Tensor::FromProto, predict_util.cc); a declared size over `max_bytes` or a leading
-    (batch) dimension over `max_batch` (RESOURCE_EXHAUSTED naming the input). TensorFlow
+    Tensor::FromProto, predict_util.cc); a declared size over `max_bytes`
+    (RESOURCE_EXHAUSTED naming the input). TensorFlow
     would otherwise build the declared shape from a few bytes: typed fields shorter than the
     shape repeat their last value (Tensor::FromProto's fill).
     """
@@ -79,10 +78,6 @@ def parse_tensor(proto: tensor_pb2.TensorProto, key: str, max_bytes: int,
     if count * itemsize > max_bytes:
         raise StatusError(f"input {key} declares shape {dims} ({count * itemsize} bytes); one "
                           f"request may carry at most {max_bytes} (--max_message_bytes)",
-                          grpc.StatusCode.RESOURCE_EXHAUSTED)
-    if dims and dims[0] > max_batch:
-        raise StatusError(f"input {key} has a batch of {dims[0]}; one request may ask for at "
-                          f"most {max_batch} (--max_request_batch_size)",
                           grpc.StatusCode.RESOURCE_EXHAUSTED)
     if proto.tensor_content and len(proto.tensor_content) != count * itemsize:
         raise invalid_argument(f"tensor parsing error: {key}")
