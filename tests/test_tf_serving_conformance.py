@@ -298,7 +298,7 @@ HTTP_CODES = {"OK": 200, "CANCELLED": 499, "UNKNOWN": 500, "INVALID_ARGUMENT": 4
 
 
 def test_every_status_code_maps_to_tf_servings_http_status():
-    from runtime.serving.rest import HTTP_STATUS
+    from protos.status import HTTP_STATUS
     assert {code.name: status for code, status in HTTP_STATUS.items()} == HTTP_CODES
     assert len(HTTP_STATUS) == len(grpc.StatusCode)  # no code left to a default
 
@@ -623,7 +623,8 @@ def test_every_tensorflow_model_server_flag_is_accepted_with_its_default():
     import dataclasses
     from runtime.serving.flags import NO_EFFECT, REFUSED, ServerFlags
     names = {field.name: field.default for field in dataclasses.fields(ServerFlags)}
-    ours = {"host", "max_message_bytes", "reload_config_allowed_roots", "max_request_batch_size"}
+    ours = {"host", "max_message_bytes", "reload_config_allowed_roots", "max_request_batch_size",
+            "max_inflight_bytes"}
     assert len(set(names) - ours) == 48
     assert {name: names[name] for name in (
         "port", "rest_api_port", "rest_api_timeout_in_ms", "model_name", "max_num_load_retries",

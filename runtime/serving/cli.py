@@ -83,6 +83,7 @@ def options_from_flags(args: ServerFlags) -> ServerOptions:
         grpc_channel_arguments=tuple(grpc_channel_arguments(args.grpc_channel_arguments)),
         warm_up=args.enable_model_warmup, session_threads=threads,
         max_request_batch_size=args.max_request_batch_size,
+        max_inflight_bytes=args.max_inflight_bytes,
         reload_config_roots=tuple(Path(root) for root in
                                   args.reload_config_allowed_roots.split(",") if root))
 

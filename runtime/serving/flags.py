@@ -12,10 +12,11 @@ and server.h (Server::Options), so every TF Serving command line runs against
   naming the flag and why.
 
 `validate` applies TF Serving's start-up checks (Server::BuildAndStart, server.cc).
-Four flags are ours: `--host` (TF Serving always listens on 0.0.0.0),
+Five flags are ours: `--host` (TF Serving always listens on 0.0.0.0),
 `--max_message_bytes` (TF Serving allows INT32_MAX; ours bounds a request's memory,
 declared shapes included), `--max_request_batch_size` (a request's batch, over
-gRPC and REST, checked before the model runs) and `--reload_config_allowed_roots`
+gRPC and REST, checked before the model runs), `--max_inflight_bytes` (what all
+requests in flight may hold together) and `--reload_config_allowed_roots`
 (TF Serving lets any client that reaches the gRPC port reload the model config;
 ours refuses unless the operator names the folders reloads may serve from).
 Boolean flags take TF Serving's forms: `--flag`, `--flag=true`, `--flag=false`.
@@ -28,6 +29,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+from runtime.serving.admission import DEFAULT_MAX_INFLIGHT_BYTES
 from protos.status import invalid_argument
 
 _CPUS = os.cpu_count() or 1
@@ -100,6 +102,7 @@ class ServerFlags:
     max_message_bytes: int = 64 * 1024 * 1024
     reload_config_allowed_roots: str = ""
     max_request_batch_size: int = 64
+    max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES
 
     @classmethod
     def from_namespace(cls, namespace: argparse.Namespace) -> "ServerFlags":
@@ -178,6 +181,9 @@ _HELP = {
     "max_message_bytes": "largest gRPC message or REST body (ours; default 64 MiB)",
     "max_request_batch_size": "largest batch one request may ask for, over gRPC and REST "
                               "(ours; default 64; TF Serving has no bound)",
+    "max_inflight_bytes": "bytes all requests in flight may hold together, gRPC and REST; "
+                          "past it a request is RESOURCE_EXHAUSTED (HTTP 429) (ours; default "
+                          "1 GiB; 0: no bound)",
     "reload_config_allowed_roots": "comma-separated folders: ModelService.HandleReloadConfigRequest "
                                    "may serve base paths under them (ours; default empty: the "
                                    "RPC is refused with PERMISSION_DENIED, which TF Serving "
@@ -257,3 +263,6 @@ def validate(flags: ServerFlags) -> None:
     if flags.max_request_batch_size < 1:
         raise invalid_argument(f"--max_request_batch_size must be >= 1, got "
                                f"{flags.max_request_batch_size}")
+    if 0 < flags.max_inflight_bytes < flags.max_message_bytes:
+        raise invalid_argument(f"--max_inflight_bytes ({flags.max_inflight_bytes}) must be 0 or "
+                               f"at least --max_message_bytes ({flags.max_message_bytes})")

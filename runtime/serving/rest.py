@@ -16,9 +16,10 @@ status reply lists versions newest first and ignores a label; metadata keeps the
 proto field names and lists `__saved_model_init_op`. Errors are `{"error": msg}`.
 
 waitress (a maintained WSGI server) gives keep-alive, a listen backlog of 1024
-and a bounded request body (`max_message_bytes`, answered 413 by waitress; TF
-Serving sets no limit, a difference on purpose: one client must not exhaust the
-server's memory).
+and a bounded request body (`max_message_bytes`, answered 413; TF Serving sets
+no limit, a difference on purpose: one client must not exhaust the server's
+memory); rest_connections.py adds a read deadline per request and a lingering
+close, so that the 413 reaches a client still sending its body.
 """
 
 from __future__ import annotations
@@ -38,9 +39,11 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, model_pb2, regression_pb2)
 
-from protos.status import StatusError, invalid_argument
+from protos.status import HTTP_STATUS, StatusError, invalid_argument
 from runtime.savedmodel.tf_status import message_of, status_code_of
 from runtime.serving import json_tensor
+from runtime.serving.admission import JSON_BYTES_FACTOR
+from runtime.serving.rest_connections import use_bounded_channels
 
 # tensorflow/serving model_servers/http_rest_api_util.h: the predict and status patterns.
 _PREDICT_PATH = re.compile(
@@ -50,17 +53,6 @@ _STATUS_PATH = re.compile(
     r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
     r"(?:\/(metadata))?")
 _API_PATH = re.compile(r"(?i)/v1/.*")
-# ToHTTPStatusCode, model_servers/http_server.cc: every canonical code.
-HTTP_STATUS = {
-    grpc.StatusCode.OK: 200, grpc.StatusCode.CANCELLED: 499, grpc.StatusCode.UNKNOWN: 500,
-    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.DEADLINE_EXCEEDED: 504,
-    grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-    grpc.StatusCode.FAILED_PRECONDITION: 400, grpc.StatusCode.ABORTED: 409,
-    grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.UNIMPLEMENTED: 501,
-    grpc.StatusCode.INTERNAL: 500, grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DATA_LOSS: 500, grpc.StatusCode.UNAUTHENTICATED: 401,
-}
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
             404: "Not Found", 409: "Conflict", 429: "Too Many Requests",
             499: "Client Closed Request", 500: "Internal Server Error", 501: "Not Implemented",
@@ -70,6 +62,9 @@ _CORS_HEADERS = [("Access-Control-Allow-Origin", "*"),
                  ("Access-Control-Allow-Methods", "POST, GET"),
                  ("Access-Control-Allow-Headers", "Content-Type")]
 REST_IDLE_TIMEOUT_S = 30
+# A POST body's accepted types: none said, JSON, and what `curl -d` sends, which TF Serving's
+# own REST examples use.
+_JSON_CONTENT_TYPES = ("", "application/json", "application/x-www-form-urlencoded")
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 # Waitress's own log would print a traceback per dropped connection; keep it to warnings.
 logging.getLogger("waitress").setLevel(logging.WARNING)
@@ -100,6 +95,7 @@ class RestServer:
             self.workers.shutdown()
             raise StatusError(f"cannot bind the REST port {host}:{port}: {error.strerror}",
                               grpc.StatusCode.UNAVAILABLE) from None
+        use_bounded_channels(self._http)
         self.port = self._http.effective_port
         self._thread = threading.Thread(target=self._http.run, daemon=True, name="rest")
 
@@ -157,7 +153,9 @@ class _RestApp:
             body = environ["wsgi.input"].read()
             if "gzip" in environ.get("HTTP_CONTENT_ENCODING", ""):
                 body = _gunzip(body, self.server.options.max_message_bytes)
-            reply = json.dumps(self._route(method, path, body, seen), indent=4).encode()
+            # The body, its parse and its arrays count against the server's in-flight budget.
+            with self.server.inflight.hold(JSON_BYTES_FACTOR * len(body), "this request"):
+                reply = json.dumps(self._route(method, path, body, seen), indent=4).encode()
             status = 200
         except Exception as error:  # the server stays up whatever a request does
             code = status_code_of(error)
@@ -177,9 +175,14 @@ class _RestApp:
         return [body]
 
     def _check_origin(self, environ) -> None:
-        """Refuses what only a web page would send (ours; TF Serving checks neither): a
+        """Refuses what only a web page would send (ours; TF Serving checks none of it): a
+        POST whose Content-Type is not JSON's (a page's text/plain or multipart form), a
         cross-origin request (an Origin header) unless --rest_api_enable_cors_support, and,
         on a loopback-only server, a Host that is not loopback (DNS rebinding)."""
+        content_type = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+        if environ["REQUEST_METHOD"] == "POST" and content_type not in _JSON_CONTENT_TYPES:
+            raise invalid_argument(f"Content-Type {content_type} refused: the body must be JSON "
+                                   "(application/json)")
         if environ.get("HTTP_ORIGIN") and not self.server.options.rest_cors:
             raise StatusError(f"cross-origin request from {environ['HTTP_ORIGIN']} refused: "
                               "start the server with --rest_api_enable_cors_support to allow "

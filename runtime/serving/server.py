@@ -29,13 +29,14 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      prediction_service_pb2_grpc, status_pb2)
 from tensorflow_serving.config import model_server_config_pb2
 
+from runtime.serving.admission import DEFAULT_MAX_INFLIGHT_BYTES, InflightBudget
 from runtime.serving.batching import Batcher, BatchingOptions
 from protos.status import StatusError, invalid_argument, not_found
 from runtime.savedmodel.tf_status import message_of, status_code_of
 from runtime.serving.manager import ModelManager
 from runtime.serving.metrics import ServerMetrics
 from runtime.savedmodel.servable import Servable
-from runtime.serving.tensors import parse_tensor, tensor_proto
+from runtime.serving.tensors import declared_bytes, parse_tensor, tensor_proto
 
 # 64 MiB: a 60 s request of the paper's model is ~100 KB, its answer ~150 KB; far past that
 # is a mistake or an attack, answered RESOURCE_EXHAUSTED by gRPC itself.
@@ -75,6 +76,8 @@ class ServerOptions:
     # --max_request_batch_size (ours): the largest batch one request may ask for, over gRPC
     # and REST, checked before the model runs (decoding memory grows with it).
     max_request_batch_size: int = 64
+    # --max_inflight_bytes (ours): what all requests in flight may hold together (admission.py).
+    max_inflight_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES
 
 
 def check_reload_allowed(config: model_server_config_pb2.ModelServerConfig,
@@ -101,6 +104,7 @@ class ModelServer:
                  log: Callable[[str], None] = LOG.info):
         self.options, self.log = options, log
         self.metrics = ServerMetrics()
+        self.inflight = InflightBudget(options.max_inflight_bytes)
         self.health = health.HealthServicer()
         self._batchers: dict[tuple, tuple[Servable, Batcher]] = {}
         self._batchers_lock = threading.Lock()
@@ -136,12 +140,16 @@ class ModelServer:
             servable.check_method_name(signature)
         servable.check_input_names(signature, list(request.inputs))
         wanted = servable.check_output_filter(signature, request.output_filter)
-        inputs, budget = {}, self.options.max_message_bytes
+        # Every input's declared size counts against one request's budget, and the request
+        # (its message and its arrays) against the server's, before any array is built.
+        cost, budget = request.ByteSize(), self.options.max_message_bytes
         for key, proto in request.inputs.items():
-            # Every input's declared size counts against one request's budget.
-            inputs[key] = parse_tensor(proto, key, budget)
-            budget -= inputs[key].nbytes
-        outputs = self.run(servable, signature, inputs, wanted, timeout_ms)
+            size = declared_bytes(proto, key, budget)
+            budget, cost = budget - size, cost + size
+        with self.inflight.hold(cost, "this request"):
+            inputs = {key: parse_tensor(proto, key, self.options.max_message_bytes)
+                      for key, proto in request.inputs.items()}
+            outputs = self.run(servable, signature, inputs, wanted, timeout_ms)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version

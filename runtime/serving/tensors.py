@@ -54,15 +54,16 @@ def tensor_proto(array: np.ndarray, as_content: bool = False) -> tensor_pb2.Tens
     return proto
 
 
-def parse_tensor(proto: tensor_pb2.TensorProto, key: str, max_bytes: int) -> np.ndarray:
-    """A request's TensorProto as an array, its cost bounded before anything is allocated.
+def declared_bytes(proto: tensor_pb2.TensorProto, key: str, max_bytes: int) -> int:
+    """The bytes the array of a request's TensorProto will take, from its declared dtype and
+    shape alone (nothing allocated).
 
-    Refused before allocating: a shape that is negative or whose content does not match it
-    (INVALID_ARGUMENT "tensor parsing error: KEY", TF Serving's words for a failed
-    Tensor::FromProto, predict_util.cc); a declared size over `max_bytes`
-    (RESOURCE_EXHAUSTED naming the input). TensorFlow
-    would otherwise build the declared shape from a few bytes: typed fields shorter than the
-    shape repeat their last value (Tensor::FromProto's fill).
+    Raises INVALID_ARGUMENT "tensor parsing error: KEY" (TF Serving's words for a failed
+    Tensor::FromProto, predict_util.cc) for an unknown dtype, a negative dimension, or
+    `tensor_content` whose length does not match the shape; RESOURCE_EXHAUSTED naming the
+    input for more than `max_bytes`. TensorFlow would otherwise build the declared shape
+    from a few bytes: typed fields shorter than the shape repeat their last value
+    (Tensor::FromProto's fill).
     """
     dims = [dim.size for dim in proto.tensor_shape.dim]
     try:
@@ -75,12 +76,21 @@ def parse_tensor(proto: tensor_pb2.TensorProto, key: str, max_bytes: int) -> np.
     count = 1
     for size in dims:
         count *= size  # Python ints: no overflow, whatever the declared shape
-    if count * itemsize > max_bytes:
-        raise StatusError(f"input {key} declares shape {dims} ({count * itemsize} bytes); one "
+    nbytes = count * itemsize
+    if nbytes > max_bytes:
+        raise StatusError(f"input {key} declares shape {dims} ({nbytes} bytes); one "
                           f"request may carry at most {max_bytes} (--max_message_bytes)",
                           grpc.StatusCode.RESOURCE_EXHAUSTED)
-    if proto.tensor_content and len(proto.tensor_content) != count * itemsize:
+    if proto.tensor_content and len(proto.tensor_content) != nbytes:
         raise invalid_argument(f"tensor parsing error: {key}")
+    return nbytes
+
+
+def parse_tensor(proto: tensor_pb2.TensorProto, key: str, max_bytes: int) -> np.ndarray:
+    """A request's TensorProto as an array, its cost bounded before anything is allocated
+    (declared_bytes's checks and errors); content TensorFlow cannot read as the declared
+    tensor is INVALID_ARGUMENT "tensor parsing error: KEY"."""
+    declared_bytes(proto, key, max_bytes)
     try:
         return tf.make_ndarray(proto)
     except (TypeError, ValueError):

@@ -1,0 +1,65 @@
+"""The memory all requests in flight may hold together, over gRPC and REST (ours).
+
+TF Serving bounds neither: each request's tensors are built as they arrive, so
+enough concurrent large requests exhaust the server's memory and take every
+other client down with it. Here each request reserves what it will hold
+(its message and the arrays built from it, counted from the declared shapes
+before anything is built) and is refused with RESOURCE_EXHAUSTED (HTTP 429),
+naming the budget, when the reservation would pass `--max_inflight_bytes`;
+the reservation is returned when the request ends, however it ends. A refusal
+costs the server nothing and is retryable: gRPC clients (ours included) retry
+it after a back-off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import grpc
+
+from protos.status import StatusError
+
+# 1 GiB: sixteen requests at the 64 MiB message limit; a 60 s request of the paper's model
+# holds ~100 KB, so thousands of ordinary requests fit.
+DEFAULT_MAX_INFLIGHT_BYTES = 1 << 30
+# What parsing a REST body holds at its peak, per byte of JSON: the body, Python's objects
+# for every number (28-byte ints, 8-byte list slots: measured 3.7-6.9x for token arrays), and
+# the arrays built from them.
+JSON_BYTES_FACTOR = 10
+
+
+class InflightBudget:
+    """A byte budget shared by every request in flight; thread-safe.
+
+    `limit_bytes` <= 0 disables it (no request is refused for memory).
+    """
+
+    def __init__(self, limit_bytes: int = DEFAULT_MAX_INFLIGHT_BYTES):
+        self.limit_bytes = limit_bytes
+        self._held = 0
+        self._lock = threading.Lock()
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes reserved by requests in flight now."""
+        with self._lock:
+            return self._held
+
+    @contextlib.contextmanager
+    def hold(self, nbytes: int, what: str):
+        """Reserves `nbytes` for the `with` block; raises StatusError RESOURCE_EXHAUSTED
+        (nothing reserved) when requests in flight already hold too much for it to fit."""
+        with self._lock:
+            if self.limit_bytes > 0 and self._held + nbytes > self.limit_bytes:
+                held = self._held
+                raise StatusError(
+                    f"{what} needs {nbytes} bytes but requests in flight hold {held} of the "
+                    f"server's {self.limit_bytes} (--max_inflight_bytes); retry later",
+                    grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self._held += nbytes
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held -= nbytes
