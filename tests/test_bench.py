@@ -135,7 +135,7 @@ def test_bad_bench_settings_are_refused(speech_model, capsys):
         BenchConfig(seconds=(2.0,))
     with pytest.raises(InputError, match="unknown bench sections"):
         BenchConfig(sections=("speed",))
-    assert main(["bench", "--model", str(speech_model), "--seconds", "1"]) == 2
+    assert main(["bench", "--model", str(speech_model), "--seconds", "1"]) == 3
     assert "exceed the 3.0 s prompt" in capsys.readouterr().err
 
 
@@ -147,5 +147,5 @@ def test_the_bench_command_takes_a_voice_file_and_names_a_missing_one(speech_mod
               "0.8", "--repeats", "1", "--prompt-seconds", "0.4"]
     assert main([*common, "--voice", str(voice), "--out", str(tmp_path / "r")]) == 0
     assert "| 0.8 | 1 |" in (tmp_path / "r" / "report.md").read_text()
-    assert main([*common, "--voice", str(tmp_path / "none.wav")]) == 2
+    assert main([*common, "--voice", str(tmp_path / "none.wav")]) == 3
     assert "none.wav" in capsys.readouterr().err

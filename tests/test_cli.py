@@ -27,14 +27,14 @@ def test_train_on_a_corpus_then_sample_from_it(tiny_corpus_dir, tmp_path, capsys
     assert "token_agreement_per_level" in capsys.readouterr().out
 
 
-def test_errors_are_one_line_and_exit_2(tiny_corpus_dir, tmp_path, capsys):
+def test_errors_are_one_line_and_exit_3_bad_input(tiny_corpus_dir, tmp_path, capsys):
     assert main(["sample", "--workdir", str(tmp_path / "none"), "--data",
-                 str(tiny_corpus_dir)]) == 2
+                 str(tiny_corpus_dir)]) == 3
     assert "no training run" in capsys.readouterr().err
-    assert main(["data", "build", "--out", str(tmp_path / "c"), "--sentences", "0"]) == 2
+    assert main(["data", "build", "--out", str(tmp_path / "c"), "--sentences", "0"]) == 3
     assert "num_sentences must be >= 1" in capsys.readouterr().err
     assert main(["train", "--preset", "tiny", "--data", str(tmp_path / "missing"),
-                 "--workdir", str(tmp_path / "w"), "--steps", "2"]) == 2
+                 "--workdir", str(tmp_path / "w"), "--steps", "2"]) == 3
     assert "soundstorm data build" in capsys.readouterr().err
 
 
@@ -46,11 +46,11 @@ def test_export_writes_a_version_and_refuses_to_overwrite_it(trained_tiny, tmp_p
     out = capsys.readouterr().out
     assert out.strip().splitlines()[-1] == str(tmp_path / "soundstorm" / "1")
     assert "converting generate_fast: schedule (4, 1, 1)" in out
-    assert main(args + ["--version", "1"]) == 2
+    assert main(args + ["--version", "1"]) == 3
     err = capsys.readouterr().err.strip()
     assert err.startswith("soundstorm export: error: version 1 already exists")
     assert len(err.splitlines()) == 1
-    assert main(args[:-2] + ["--schedule", "16,1"]) == 2
+    assert main(args[:-2] + ["--schedule", "16,1"]) == 3
     assert "schedule serving_default has 2 levels" in capsys.readouterr().err
 
 
@@ -64,7 +64,7 @@ def test_export_records_the_sampling_defaults_it_is_given(trained_tiny, tmp_path
     contract = read_contract(tmp_path / "soundstorm" / "1")
     assert (contract.default_temperature, contract.default_choice_temperature) == \
         pytest.approx((0.7, 2.0))
-    assert main(args[:-4] + ["--default-temperature", "0", "--version", "2"]) == 2
+    assert main(args[:-4] + ["--default-temperature", "0", "--version", "2"]) == 3
     assert "temperature" in capsys.readouterr().err
 
 
@@ -74,7 +74,7 @@ def test_export_records_the_sampling_defaults_it_is_given(trained_tiny, tmp_path
     (np.zeros((2, 3), np.int32), "must hold a 1-D integer array"),
     (np.zeros(4, np.float32), "must hold a 1-D integer array"),
 ])
-def test_a_bad_semantic_file_is_one_line_and_exit_2_before_the_model_loads(tmp_path, capsys,
+def test_a_bad_semantic_file_is_one_line_and_exit_3_before_the_model_loads(tmp_path, capsys,
                                                                            content, message):
     path = tmp_path / "tokens.npy"
     if isinstance(content, bytes):
@@ -86,7 +86,7 @@ def test_a_bad_semantic_file_is_one_line_and_exit_2_before_the_model_loads(tmp_p
     code = main(["synthesize", "--semantic-file", str(path), "--voice", str(tmp_path / "v.wav"),
                  "--out", str(tmp_path / "out.wav"), "--model", str(tmp_path / "no-model")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert code == 3 and len(err.splitlines()) == 1 and message in err, err
 
 
 @pytest.mark.parametrize("out,message", [
@@ -100,5 +100,5 @@ def test_a_bad_out_is_refused_before_synthesis_and_leaves_nothing(tmp_path, caps
     code = main(["synthesize", "--text", "hello", "--voice", str(tmp_path / "v.wav"),
                  "--out", str(target), "--model", str(tmp_path / "no-model")])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert code == 3 and len(err.splitlines()) == 1 and message in err, err
     assert sorted(tmp_path.iterdir()) == before  # no .partial, no output

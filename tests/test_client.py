@@ -120,7 +120,7 @@ def test_embedded_and_grpc_give_identical_audio(speech_model, client, voice):
 def test_unreachable_server_is_unavailable_after_retries():
     started = time.perf_counter()
     with pytest.raises(ClientError) as caught:
-        Client("127.0.0.1:1", retries=2, backoff_seconds=0.05, deadline_seconds=2)
+        Client("127.0.0.1:1", retries=2, deadline_seconds=2)
     assert caught.value.code == grpc.StatusCode.UNAVAILABLE
     assert time.perf_counter() - started < 30
 
@@ -128,8 +128,22 @@ def test_unreachable_server_is_unavailable_after_retries():
 def test_bad_inputs_are_clear_errors(client, voice, voice_file, tmp_path):
     with pytest.raises(ClientError, match="text is empty"):
         client.synthesize("   ", voice)
-    with pytest.raises(FileNotFoundError, match="no audio file"):
+    # One error class for everything the library raises, with a code (the frontend's,
+    # the codec's and a missing file's errors too, their original as __cause__).
+    with pytest.raises(ClientError, match="no audio file") as caught:
         client.voice_prompt(tmp_path / "missing.wav")
+    assert caught.value.code == grpc.StatusCode.NOT_FOUND
+    assert isinstance(caught.value.__cause__, FileNotFoundError)
+    with pytest.raises(ClientError, match="nothing to say") as caught:
+        client.synthesize("?!", voice)
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    from runtime.frontend import FrontendError
+    assert isinstance(caught.value.__cause__, FrontendError)
+    with pytest.raises(ClientError, match=r"unsupported character .* at position 6"):
+        client.synthesize("Emoji \U0001F600", voice)
+    with pytest.raises(ClientError, match="no codec files|not found|missing") as caught:
+        Client.embedded(client.backend.path, codec_dir=tmp_path / "no-codec").codec
+    assert caught.value.__cause__ is not None
     garbage = tmp_path / "garbage.wav"
     garbage.write_bytes(b"RIFF but not really a wav file")
     with pytest.raises(ClientError, match="cannot read audio"):
@@ -166,17 +180,89 @@ def test_synthesize_command_writes_a_wav_and_fails_cleanly(speech_model, voice_f
                  "--voice", f"A={voice_file}", "--voice", f"B={voice_file}",
                  "--out", str(tmp_path / "d.wav")]) == 0
     capsys.readouterr()
-    for args, message in (
-            (["--text", "", "--voice", str(voice_file)], "text is empty"),
-            (["--text", "Hi.", "--voice", str(tmp_path / "none.wav")], "no audio file"),
+    # Exit codes (apps/cli/exit_codes.py): 3 bad input, 4 an unreachable server.
+    for args, message, exit_code in (
+            (["--text", "", "--voice", str(voice_file)], "text is empty", 3),
+            (["--text", "...", "--voice", str(voice_file)], "nothing to say", 3),
+            (["--text", "Hi.", "--voice", str(tmp_path / "none.wav")], "no audio file", 3),
             (["--text", "Hi.", "--voice", str(voice_file), "--server", "127.0.0.1:1",
-              "--deadline", "1"], "UNAVAILABLE")):
+              "--deadline", "1"], "UNAVAILABLE", 4)):
         before = set(tmp_path.iterdir())
         assert main(["synthesize", "--model", str(speech_model), *args,
-                     "--out", str(tmp_path / "bad.wav")]) == 2
+                     "--out", str(tmp_path / "bad.wav")]) == exit_code
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1
         assert set(tmp_path.iterdir()) == before  # nothing half-written
+
+
+def test_every_seed_the_cli_accepts_works_end_to_end(speech_model, voice_file, tmp_path, capsys):
+    """The largest seed, with windows and turns after it (seed + k wraps into the range), and
+    seeds outside the range refused at parse time (usage, exit 2) naming the range."""
+    from runtime.client.seeds import MAX_SEED, derived_seed
+    assert derived_seed(MAX_SEED, 1) == 0 and derived_seed(5, 2) == 7
+    common = ["--model", str(speech_model), "--voice", str(voice_file)]
+    long_text = "The quick brown fox jumps over the lazy dog, twice over, and then once more."
+    assert main(["synthesize", *common, "--text", long_text, "--seed", str(MAX_SEED),
+                 "--out", str(tmp_path / "long.wav")]) == 0
+    assert " in 1 window" not in capsys.readouterr().out  # several windows after MAX_SEED
+    transcript = tmp_path / "turns.txt"
+    transcript.write_text("A: Hello.\nB: Hi there.\nA: Bye.\n")
+    assert main(["dialogue", *common[:2], "--transcript", str(transcript), "--voice",
+                 f"A={voice_file}", "--voice", f"B={voice_file}", "--seed", str(MAX_SEED),
+                 "--out", str(tmp_path / "d.wav")]) == 0
+    capsys.readouterr()
+    for seed in ("4294967296", "2147483648", "-1", "1.5", "x"):
+        with pytest.raises(SystemExit) as exited:
+            main(["synthesize", *common, "--text", "Hi.", "--seed", seed,
+                  "--out", str(tmp_path / "x.wav")])
+        assert exited.value.code == 2
+        assert f"must be an integer in [0, 2147483647], got '{seed}'" in capsys.readouterr().err
+
+
+def test_the_client_refuses_seeds_outside_the_models_range(client, voice):
+    for seed in (-1, 2**31, True, 1.0):
+        with pytest.raises(ClientError, match=r"seed must be an integer in \[0, 2147483647\]"):
+            client.synthesize("Hi.", voice, seed=seed)
+    assert client.synthesize("Hi.", voice, seed=np.int64(2**31 - 1)).waveform.size
+
+
+def test_text_files_as_editors_write_them(speech_model, voice_file, tmp_path, capsys):
+    """A newline at the end, CRLF, typographic punctuation, a UTF-8 BOM or UTF-16 (Notepad)
+    are read; a file in another encoding is one line naming it (bad input, exit 3)."""
+    text = "We\u2019re here at 3:30 pm.\r\nIt costs $5 \u2014 or \u201cabout\u201d that.\r\n"
+    common = ["synthesize", "--model", str(speech_model), "--voice", str(voice_file)]
+    for name, data in (("utf8.txt", text.encode()), ("bom.txt", text.encode("utf-8-sig")),
+                       ("utf16.txt", text.encode("utf-16"))):
+        (tmp_path / name).write_bytes(data)
+        assert main([*common, "--text-file", str(tmp_path / name),
+                     "--out", str(tmp_path / f"{name}.wav")]) == 0, name
+    (tmp_path / "latin1.txt").write_bytes("Caf\u00e9 au lait.".encode("latin-1"))
+    capsys.readouterr()
+    assert main([*common, "--text-file", str(tmp_path / "latin1.txt"),
+                 "--out", str(tmp_path / "l.wav")]) == 3
+    err = capsys.readouterr().err
+    assert "latin1.txt is not UTF-8 text (byte 0xe9 at offset 3); save it as UTF-8" in err
+
+
+def test_a_successful_synthesize_writes_nothing_to_stderr_but_its_progress(
+        speech_model, voice_file, tmp_path):
+    """No TensorFlow, absl, oneDNN, CUDA or LiteRT lines: stderr holds the progress bar only
+    (its carriage-return updates), stdout the one result line."""
+    import os
+    import re
+    import subprocess
+    import sys
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("SOUNDSTORM_VERBOSE", "TF_CPP_MIN_LOG_LEVEL")}
+    run = subprocess.run(
+        [sys.executable, "-m", "apps.cli", "synthesize", "--model", str(speech_model),
+         "--voice", str(voice_file), "--text", "Hello there.", "--out", str(tmp_path / "q.wav")],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    segments = [segment for segment in re.split(r"[\r\n]", run.stderr) if segment.strip()]
+    assert segments and all(segment.startswith("synthesizing: ") for segment in segments), \
+        run.stderr
+    assert run.stdout.startswith("wrote ") and len(run.stdout.splitlines()) == 1, run.stdout
 
 
 def test_a_batch_is_one_call_and_gives_each_item_its_solo_result(client, voice, monkeypatch):
@@ -213,8 +299,9 @@ def test_client_over_tls(speech_model, voice, tmp_path):
         server.stop(1)
 
 
-# The retry policy against a real gRPC server that fails on purpose: only UNAVAILABLE (a server
-# starting, restarting or overloaded) is retried, `retries` times, with exponential backoff;
+# The retry policy against a real gRPC server that fails on purpose: gRPC's own retries
+# (a service config, gRFC A6) retry UNAVAILABLE only (a server starting, restarting or
+# shedding load), `retries` times with exponential backoff, all inside the call's deadline;
 # every other status code is the server's answer and comes back at once.
 
 class _ScriptedPredictionService:
@@ -250,46 +337,140 @@ def scripted_server():
 
 
 @pytest.fixture
-def scripted(scripted_server, monkeypatch):
-    """(service, backend with the default 3 retries, 0.5 s backoff and 600 s deadline, the
-    backoff sleeps it asked for)."""
+def scripted(scripted_server):
+    """(service, a backend to it with the default 3 retries and 600 s deadline)."""
     service, target = scripted_server
     service.failures, service.attempts = [], 0
-    sleeps = []
-    monkeypatch.setattr(backends, "time", SimpleNamespace(sleep=sleeps.append))
     backend = backends.GrpcBackend(target, model_name="soundstorm")
-    predict, backend.deadlines = backend._stub.Predict, []
-    backend._stub = SimpleNamespace(Predict=lambda request, timeout: (
-        backend.deadlines.append(timeout), predict(request, timeout=timeout))[1])
-    yield service, backend, sleeps
+    yield service, backend
     backend.close()
 
 
-def test_unavailable_is_retried_with_exponential_backoff_until_it_succeeds(scripted):
-    service, backend, sleeps = scripted
+def test_unavailable_is_retried_with_backoff_until_it_succeeds(scripted):
+    service, backend = scripted
     service.failures = [grpc.StatusCode.UNAVAILABLE] * 3
+    started = time.perf_counter()
     outputs = backend.generate({"probe": np.zeros(1, np.int32)})
     assert service.attempts == 4  # the first try and 3 retries
-    assert sleeps == [0.5, 1.0, 2.0]
     np.testing.assert_array_equal(outputs["acoustic_tokens"], np.arange(6).reshape(1, 2, 3))
-    # The default deadline (docs/client.md), on every attempt: 30 s of audio on a CPU fits.
-    assert backend.deadlines == [600.0] * 4
+    # gRPC's backoff: each wait is random in [0, 0.5 s x 2^k], so at most 3.5 s in all.
+    assert time.perf_counter() - started < 3.5 + 2.0
+    # The default deadline (docs/client.md): 30 s of audio on a CPU fits in one call.
+    assert backend.deadline_seconds == 600.0
 
 
-def test_the_channel_allows_64_mib_and_keeps_idle_connections_alive(monkeypatch):
+def test_unavailable_after_every_retry_is_an_unavailable_error(scripted_server):
+    service, target = scripted_server
+    for retries, attempts in ((3, 4), (0, 1)):
+        service.failures, service.attempts = [grpc.StatusCode.UNAVAILABLE] * 6, 0
+        backend = backends.GrpcBackend(target, retries=retries)
+        with pytest.raises(ClientError) as caught:
+            backend.generate({"probe": np.zeros(1, np.int32)})
+        assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+        assert service.attempts == attempts
+        backend.close()
+    with pytest.raises(ClientError, match=r"retries must be in \[0, 4\]"):
+        backends.GrpcBackend(target, retries=5)
+
+
+def test_the_deadline_bounds_all_attempts_together(scripted_server):
+    """Retries never stretch a call past its deadline (the old loop gave each attempt the
+    whole deadline: 4 x 600 s at worst)."""
+    service, target = scripted_server
+    service.failures, service.attempts = [grpc.StatusCode.UNAVAILABLE] * 6, 0
+    backend = backends.GrpcBackend(target, deadline_seconds=0.6)
+    started = time.perf_counter()
+    with pytest.raises(ClientError) as caught:
+        backend.generate({"probe": np.zeros(1, np.int32)})
+    assert time.perf_counter() - started < 0.6 + 0.5
+    assert caught.value.code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE)
+    backend.close()
+
+
+@pytest.mark.parametrize("code", [code for code in grpc.StatusCode
+                                  if code not in (grpc.StatusCode.OK,
+                                                  grpc.StatusCode.UNAVAILABLE)],
+                         ids=lambda code: code.name)
+def test_every_other_status_code_is_an_answer_and_never_retried(scripted, code):
+    service, backend = scripted
+    service.failures = [code]  # a retry would succeed: it must not happen
+    with pytest.raises(ClientError) as caught:
+        backend.generate({"probe": np.zeros(1, np.int32)})
+    assert caught.value.code == code and "scripted failure" in caught.value.message
+    assert service.attempts == 1
+
+
+def test_the_channel_allows_64_mib_keepalive_a_server_accepts_and_retries_by_policy(
+        monkeypatch):
     """The client's channel options (docs/client.md): messages up to the server's default
-    64 MiB cap each way, keepalive pings every 30 s (10 s to answer) even between calls, so a
-    NAT does not drop the connection during a long generation; round-robin over a fleet."""
+    64 MiB cap each way; keepalive pings only during a call and 6 minutes apart (gRPC's
+    default server enforcement allows one per 5 minutes, none between calls); retries as a
+    service config; round-robin over a fleet."""
+    import json
     seen, channel = {}, grpc.insecure_channel
     monkeypatch.setattr(grpc, "insecure_channel", lambda target, options: channel(
         target, seen.setdefault("options", options)))
     backends.GrpcBackend("127.0.0.1:1").close()
-    assert dict(seen["options"]) == {
+    options = dict(seen["options"])
+    config = json.loads(options.pop("grpc.service_config"))
+    assert options == {
         "grpc.max_receive_message_length": 64 * 2**20, "grpc.max_send_message_length": 64 * 2**20,
-        "grpc.keepalive_time_ms": 30_000, "grpc.keepalive_timeout_ms": 10_000,
-        "grpc.keepalive_permit_without_calls": 1, "grpc.lb_policy_name": "round_robin"}
+        "grpc.keepalive_time_ms": 360_000, "grpc.keepalive_timeout_ms": 20_000,
+        "grpc.keepalive_permit_without_calls": 0, "grpc.enable_retries": 1,
+        "grpc.lb_policy_name": "round_robin"}
+    assert config["methodConfig"][0]["retryPolicy"] == {
+        "maxAttempts": 4, "initialBackoff": "0.5s", "maxBackoff": "8s", "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"]}
     with pytest.raises(TypeError):  # only the target and the model name go by position
         backends.GrpcBackend("127.0.0.1:1", "soundstorm", 2)
+
+
+def test_an_idle_client_is_not_cut_off_by_the_servers_ping_enforcement(
+        scripted_server, monkeypatch, capfd):
+    """A client idle past the server's ping enforcement then calls successfully, with nothing
+    logged. The enforcement is gRPC's default (no pings between calls, two strikes), its
+    interval scaled from 300 s to 1 s, the client's keepalive from 360 s to 1.2 s; the
+    settings this replaced (pings every 30 s, also between calls; scaled to 0.1 s) are cut
+    off (GOAWAY too_many_pings, logged), which shows the test can fail."""
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+    service, _ = scripted_server
+    servicer = type("Servicer", (prediction_service_pb2_grpc.PredictionServiceServicer,),
+                    {"Predict": lambda self, request, context: service.Predict(request, context)})
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=[
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 1000),
+        ("grpc.http2.max_ping_strikes", 2)])
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(servicer(), server)
+    target = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    server.start()
+    try:
+        results = {}
+        for name, keepalive_ms, between_calls in (("ours", 1200, 0), ("old", 100, 1)):
+            monkeypatch.setattr(backends, "KEEPALIVE_TIME_MS", keepalive_ms)
+            backend = backends.GrpcBackend(target, retries=0)
+            if between_calls:
+                backend._channel.close()
+                # max_pings_without_data 0: what happens within ~2 minutes at full scale (the
+                # old settings against a default server: UNAVAILABLE "Too many pings").
+                backend._channel = grpc.insecure_channel(target, options=[
+                    ("grpc.keepalive_time_ms", keepalive_ms),
+                    ("grpc.keepalive_permit_without_calls", 1),
+                    ("grpc.http2.max_pings_without_data", 0)])
+                backend._stub = prediction_service_pb2_grpc.PredictionServiceStub(
+                    backend._channel)
+            service.failures, service.attempts = [], 0
+            backend.generate({"probe": np.zeros(1, np.int32)})  # connects
+            time.sleep(4)  # idle past the enforcement
+            try:
+                backend.generate({"probe": np.zeros(1, np.int32)})
+                results[name] = "ok"
+            except ClientError as error:
+                results[name] = error.code.name
+            backend.close()
+            results[name + " log"] = "too_many_pings" in capfd.readouterr().err
+        assert results["ours"] == "ok" and not results["ours log"], results
+        assert results["old"] == "UNAVAILABLE" or results["old log"], results
+    finally:
+        server.stop(0)
 
 
 def test_an_embedded_models_own_check_is_a_client_error_with_its_code(speech_model):
@@ -308,33 +489,6 @@ def test_an_embedded_models_own_check_is_a_client_error_with_its_code(speech_mod
         backend.generate(inputs)
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "semantic" in caught.value.message and "\n" not in caught.value.message
-
-
-def test_unavailable_after_every_retry_is_an_unavailable_error(scripted):
-    service, backend, sleeps = scripted
-    service.failures = [grpc.StatusCode.UNAVAILABLE] * 5
-    with pytest.raises(ClientError) as caught:
-        backend.generate({"probe": np.zeros(1, np.int32)})
-    assert caught.value.code == grpc.StatusCode.UNAVAILABLE
-    assert service.attempts == 4 and sleeps == [0.5, 1.0, 2.0]
-    backend.retries = 0
-    service.failures, service.attempts = [grpc.StatusCode.UNAVAILABLE], 0
-    with pytest.raises(ClientError):
-        backend.generate({"probe": np.zeros(1, np.int32)})
-    assert service.attempts == 1
-
-
-@pytest.mark.parametrize("code", [code for code in grpc.StatusCode
-                                  if code not in (grpc.StatusCode.OK,
-                                                  grpc.StatusCode.UNAVAILABLE)],
-                         ids=lambda code: code.name)
-def test_every_other_status_code_is_an_answer_and_never_retried(scripted, code):
-    service, backend, sleeps = scripted
-    service.failures = [code]  # a retry would succeed: it must not happen
-    with pytest.raises(ClientError) as caught:
-        backend.generate({"probe": np.zeros(1, np.int32)})
-    assert caught.value.code == code and "scripted failure" in caught.value.message
-    assert service.attempts == 1 and sleeps == []
 
 
 # Long form against a backend that records every request: each window after the first is

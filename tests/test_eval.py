@@ -75,10 +75,10 @@ def test_evaluation_writes_the_report_with_every_measure(speech_model, tiny_corp
 
 def test_eval_command_refuses_bad_arguments(speech_model, tiny_corpus_dir, tmp_path, capsys):
     assert main(["eval", "--model", str(speech_model), "--data", str(tmp_path / "none"),
-                 "--out", str(tmp_path / "r")]) == 2
+                 "--out", str(tmp_path / "r")]) == 3
     assert "no corpus" in capsys.readouterr().err
     assert main(["eval", "--model", str(speech_model), "--data", str(tiny_corpus_dir),
-                 "--out", str(tmp_path / "r"), "--utterances", "0"]) == 2
+                 "--out", str(tmp_path / "r"), "--utterances", "0"]) == 3
     assert "--utterances must be >= 1" in capsys.readouterr().err
 
 
@@ -88,7 +88,7 @@ def test_eval_without_the_recogniser_says_so_in_one_line(speech_model, tiny_corp
     monkeypatch.setattr(asr, "model_dir", lambda: tmp_path / "no-weights")
     assert main(["eval", "--model", str(speech_model), "--data", str(tiny_corpus_dir),
                  "--out", str(tmp_path / "r"), "--split", "eval_seen_speakers",
-                 "--utterances", "1"]) == 2
+                 "--utterances", "1"]) == 3
     err = capsys.readouterr().err.strip()
     assert err.startswith("soundstorm eval: error: no Whisper model") and len(err.splitlines()) == 1
 

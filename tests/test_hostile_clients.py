@@ -135,10 +135,10 @@ def test_concurrent_requests_past_the_inflight_budget_are_refused_and_the_budget
     with server.inflight.hold(limit - 100, "another request"):  # others hold nearly all of it
         with pytest.raises(grpc.RpcError) as caught:
             stub.Predict(request, timeout=60)
-        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # retryable: not now
         assert "(--max_inflight_bytes); retry later" in caught.value.details()
         status, body = soak.raw_http(server.rest_port, soak.post(b'{"inputs": {}}'))
-        assert status == 429 and b"--max_inflight_bytes" in body, body
+        assert status == 503 and b"--max_inflight_bytes" in body, body
     assert server.inflight.held_bytes == 0
     assert stub.Predict(request, timeout=60).outputs["acoustic_tokens"].tensor_shape.dim
     # A bad request returns what it reserved too.
@@ -158,7 +158,12 @@ def test_the_inflight_budget_counts_and_refuses_exactly():
                                                   "100 of the server's 100") as refused:
                 with budget.hold(1, "c"):
                     pass
-            assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert refused.value.code == grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(StatusError, match="e needs 101 bytes, more than the server's "
+                                              "whole in-flight budget of 100") as refused:
+            with budget.hold(101, "e"):  # can never fit, whatever is in flight
+                pass
+        assert refused.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert budget.held_bytes == 60
     with pytest.raises(RuntimeError):
         with budget.hold(30, "d"):

@@ -519,14 +519,14 @@ def test_serve_command_runs_and_stops_on_sigterm(served_version, tmp_path):
 
 def test_serve_command_refuses_bad_flags(tmp_path, capsys):
     from apps.cli.main import main
-    assert main(["serve", "--model_base_path", str(tmp_path / "none")]) == 2
+    assert main(["serve", "--model_base_path", str(tmp_path / "none")]) == 3
     assert "not a folder" in capsys.readouterr().err
     config = tmp_path / "models.config"
     config.write_text("model_config_list { config { name: 'x' base_path: '/m' "
                       "model_platform: 'pytorch' } }")
-    assert main(["serve", "--model_config_file", str(config)]) == 2
+    assert main(["serve", "--model_config_file", str(config)]) == 3
     assert "platform 'pytorch'" in capsys.readouterr().err
-    # A batching file that cannot work, or does not parse: one line and exit 2, before any
+    # A batching file that cannot work, or does not parse: one line and exit 3, before any
     # model loads (the base path is valid).
     base = tmp_path / "m"
     base.mkdir()
@@ -537,7 +537,7 @@ def test_serve_command_refuses_bad_flags(tmp_path, capsys):
                           ("max_batch_size: {", "not a BatchingParameters text proto")):
         batching.write_text(text)
         assert main(["serve", "--model_base_path", str(base), "--enable_batching",
-                     "--batching_parameters_file", str(batching)]) == 2
+                     "--batching_parameters_file", str(batching)]) == 3
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err and len(err.splitlines()) == 1
 
@@ -1028,7 +1028,7 @@ def test_a_bad_tls_config_is_one_line_naming_the_file_before_anything_binds(tmp_
         code = main(["serve", f"--model_base_path={base}", f"--port={port}",
                      f"--ssl_config_file={config}"])
         err = capsys.readouterr().err.strip()
-        assert code == 2 and len(err.splitlines()) == 1, err
+        assert code == 3 and len(err.splitlines()) == 1, err
         assert (f"--ssl_config_file {config}: server_key, server_cert and custom_ca must be "
                 "PEM") in err
 

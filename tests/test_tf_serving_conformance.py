@@ -676,7 +676,7 @@ STARTUP_ERRORS = [
 @pytest.mark.parametrize("flags, message", STARTUP_ERRORS)
 def test_start_up_validations_refuse_with_one_line(flags, message, capsys):
     from apps.cli.main import main
-    assert main(["serve", *flags]) == 2
+    assert main(["serve", *flags]) == 3
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
@@ -709,7 +709,7 @@ def test_a_busy_port_is_one_line_and_a_non_zero_exit_before_any_load(served_vers
             started = time.monotonic()
             process = _serve(tmp_path / "m", busy if not flags else _free_port(), *flags[1:])
             out, err = process.communicate(timeout=120)
-            assert process.returncode == 2
+            assert process.returncode == 4  # UNAVAILABLE: exit_codes.SERVER
             lines = err.strip().splitlines()  # nothing else: no TensorFlow start-up lines
             assert len(lines) == 1 and lines[0].startswith("soundstorm serve: error: "), err
             assert str(busy) in lines[0], err

@@ -118,6 +118,16 @@ def _content(nbytes):
     return edit
 
 
+def _string_declaring(count):
+    def edit(proto):
+        proto.Clear()
+        proto.dtype = 7  # DT_STRING
+        proto.tensor_shape.dim.add(size=1)
+        proto.tensor_shape.dim.add(size=count)
+        proto.string_val.append(b"x")
+    return edit
+
+
 def _dtype(value):
     def edit(proto):
         proto.dtype = value
@@ -166,8 +176,9 @@ def _garbage_bytes(channel, arrays):
 
 INT32_OVERFLOW = 2**31
 RESOURCE_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
-# A good client retries what the server refuses for memory (RESOURCE_EXHAUSTED, 429), as
-# runtime.client does: this many tries, the back-off doubling from RETRY_BACKOFF_S.
+# A good client retries what the server refuses for memory now (UNAVAILABLE, 503), as
+# runtime.client's retry policy does: this many tries, the back-off doubling from
+# RETRY_BACKOFF_S.
 GOOD_CLIENT_TRIES, RETRY_BACKOFF_S = 6, 0.1
 
 
@@ -189,6 +200,12 @@ def grpc_cases(max_batch: int) -> list[GrpcCase]:
             grpc.StatusCode.INVALID_ARGUMENT, "tensor parsing error: prompt_tokens"),
         GrpcCase("unknown dtype", _predict(lambda a: _with_input(a, "seeds", _dtype(999))),
                  grpc.StatusCode.INVALID_ARGUMENT, "tensor parsing error: seeds"),
+        GrpcCase("a resource dtype", _predict(lambda a: _with_input(a, "seeds", _dtype(20))),
+                 grpc.StatusCode.INVALID_ARGUMENT, "Expects input 'seeds' to be int32"),
+        GrpcCase("751 bytes: a string tensor declaring 66M elements", _predict(
+            lambda a: _with_input(a, "semantic_tokens", _string_declaring(66_000_000))),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Expects input 'semantic_tokens' to be int32 but string is provided"),
         GrpcCase("float where int32 is declared", _predict(lambda a: predict_request(
             _replaced(a, seeds=a["seeds"].astype(np.float32)))),
             grpc.StatusCode.INVALID_ARGUMENT, "Expects input 'seeds' to be int32"),
@@ -277,6 +294,9 @@ def rest_cases(good_arrays: dict[str, np.ndarray]) -> list[RestCase]:
                  403, b"listens on loopback only"),
         RestCase("a body past --max_message_bytes", post(b" " * (SOAK_MAX_MESSAGE_BYTES + 1)),
                  413, b"--max_message_bytes"),
+        RestCase("1 MiB of empty objects (a 32x JSON parse)",
+                 post(b'{"inputs": [' + b"{}," * (SOAK_MAX_MESSAGE_BYTES // 12) + b"0]}"),
+                 429, b"more than the server's whole in-flight budget"),
         RestCase("NaN temperature", post(json.dumps({"inputs": {
             **good, "temperature": [float("nan")]}}).encode()), 400, b"temperature"),
     ]
@@ -289,7 +309,7 @@ def check_grpc_case(case: GrpcCase, channel, arrays) -> str | None:
     except grpc.RpcError as error:
         if error.code() == case.code and case.words in (error.details() or ""):
             return None
-        if (case.may_be_refused_for_memory and error.code() == RESOURCE_EXHAUSTED
+        if (case.may_be_refused_for_memory and error.code() == grpc.StatusCode.UNAVAILABLE
                 and "--max_inflight_bytes" in (error.details() or "")):
             return None
         return f"{error.code().name}: {error.details()}"
@@ -310,7 +330,7 @@ class SoakFigures:
     seconds: float
     good_requests: int = 0
     good_lost: int = 0          # failed, or tokens different from the first good answer
-    good_retried: int = 0       # tries refused for memory (RESOURCE_EXHAUSTED), then retried
+    good_retried: int = 0       # tries refused for memory now (UNAVAILABLE), then retried
     bad_requests: int = 0
     bad_misanswered: int = 0    # a bad request that did not get its code
     slow_connections: int = 0   # slow-loris sockets held open during the soak
@@ -342,14 +362,14 @@ def soak(server: ServerProcess, good_arrays: dict[str, np.ndarray], seconds: flo
         try:
             response = stub.Predict(predict_request(good_arrays), timeout=300)
         except grpc.RpcError as error:
-            if error.code() == RESOURCE_EXHAUSTED:
+            if error.code() == grpc.StatusCode.UNAVAILABLE:
                 raise Refused(error.details()) from None
             raise
         return tf.make_ndarray(response.outputs["acoustic_tokens"])
 
     def good_rest():
         status, body = raw_http(server.rest_port, post(good_json), timeout_s=300)
-        if status == 429:
+        if status == 503:
             raise Refused(body[:200])
         if status != 200:
             raise RuntimeError(f"REST {status}: {body[:200]!r}")

@@ -17,7 +17,9 @@ def _add_export(subparsers) -> None:
     parser.add_argument("--workdir", type=Path, required=True, help="training run directory")
     parser.add_argument("--base-path", type=Path, required=True,
                         help="TF Serving model base path; the version goes under MODEL_NAME/")
-    parser.add_argument("--model-name", default="soundstorm")
+    parser.add_argument("--model-name", default="soundstorm",
+                        help="model name: the folder under --base-path and the name servers "
+                             "answer to")
     parser.add_argument("--version", type=int, default=None,
                         help="integer version (default: one past the newest; existing = error)")
     parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")

@@ -12,25 +12,9 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def import_tensorflow_quietly() -> None:
-    """Imports TensorFlow with the process's stderr closed: its library load prints absl
-    lines ("Could not find cuda drivers ...") that TF_CPP_MIN_LOG_LEVEL does not silence,
-    and that would bury a command's one-line error. SOUNDSTORM_VERBOSE=1 keeps them."""
-    if "tensorflow" in sys.modules or os.environ.get("SOUNDSTORM_VERBOSE"):
-        return
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        try:
-            import tensorflow  # noqa: F401
-        except ImportError:  # the command that needs it reports that itself
-            pass
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
 from apps.cli import codec, exporting, measuring, serving, speech, training
+from apps.cli.exit_codes import BAD_INPUT, EPILOG, INTERRUPTED, exit_code_of
+from apps.cli.quiet import import_tensorflow_quietly, native_stderr_silenced
 from protos.status import StatusError
 
 # In the order `soundstorm --help` lists them: train (and its data and samples), export, serve,
@@ -40,20 +24,59 @@ GROUPS = (training, exporting, serving, speech, measuring, codec)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="soundstorm", description="SoundStorm: train, export, serve and synthesize.")
+        prog="soundstorm", description="SoundStorm: train, export, serve and synthesize.",
+        epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"soundstorm {_version()}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's, LiteRT's and other libraries' own log lines "
+                             "(hidden by default; SOUNDSTORM_VERBOSE=1 does the same)")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.add_commands(subparsers)
+    for command in subparsers.choices.values():
+        command.epilog = command.epilog or EPILOG
+        _show_defaults(command)
     return parser
 
 
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every option's help ends with its default (argparse's %(default)s), where it has one
+    and the help does not already say it."""
+    for action in parser._actions:
+        if (action.help and action.help is not argparse.SUPPRESS and "default" not in action.help
+                and action.default not in (None, False, "", argparse.SUPPRESS)
+                and action.option_strings
+                and not isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
+            action.help += " (default %(default)s)"
+
+
+def _version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("soundstorm")
+    except metadata.PackageNotFoundError:  # a checkout that was never installed
+        return "(not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command; returns its exit code (apps/cli/exit_codes.py)."""
     args = build_parser().parse_args(argv)
+    verbose = args.verbose or bool(os.environ.get("SOUNDSTORM_VERBOSE"))
+    if verbose:
+        os.environ["SOUNDSTORM_VERBOSE"] = "1"
     import_tensorflow_quietly()
     try:
-        return args.handler(args)
+        # A server's operators want its libraries' lines; every other command prints its own.
+        with native_stderr_silenced(enabled=not verbose and args.command != "serve"):
+            return args.handler(args)
     # Every error raised on purpose is a StatusError (protos/status.py); OSError is a file
     # the user named that cannot be read or written.
-    except (StatusError, OSError) as error:
+    except StatusError as error:
         print(f"soundstorm {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return exit_code_of(error.code)
+    except OSError as error:
+        print(f"soundstorm {args.command}: error: {error}", file=sys.stderr)
+        return BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"soundstorm {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED

@@ -32,14 +32,17 @@ def _add_bench(subparsers) -> None:
     parser.add_argument("--peer-seconds", type=float, nargs="+",
                         default=list(defaults.peer_seconds),
                         help="lengths of the soundstorm-pytorch comparison")
-    parser.add_argument("--clients", type=int, nargs="+", default=list(defaults.clients))
+    parser.add_argument("--clients", type=int, nargs="+", default=list(defaults.clients),
+                        help="concurrent clients of the throughput section")
     parser.add_argument("--request-seconds", type=float, default=defaults.request_seconds,
                         help="length of one gRPC / batching request")
     parser.add_argument("--prompt-seconds", type=float, default=defaults.prompt_seconds,
                         help="prompt within each direct model request (at most the model's "
                              "prompt budget)")
-    parser.add_argument("--repeats", type=int, default=defaults.repeats)
-    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
+    parser.add_argument("--repeats", type=int, default=defaults.repeats,
+                        help="timed repeats per measure (medians)")
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS,
+                        help="which measures to run")
     add_client_options(parser)
     parser.set_defaults(handler=_bench)
 
@@ -83,9 +86,11 @@ def _add_eval(subparsers) -> None:
                     "consistency; writes report.md, metrics.json and plots to --out.")
     parser.add_argument("--data", type=Path, required=True, help="corpus folder")
     parser.add_argument("--out", type=Path, required=True, help="report folder")
-    parser.add_argument("--split", default="eval_unseen_speakers")
-    parser.add_argument("--utterances", type=int, default=8)
-    parser.add_argument("--long-form-seconds", type=float, default=60.0)
+    parser.add_argument("--split", default="eval_unseen_speakers",
+                        help="corpus split of the evaluation utterances")
+    parser.add_argument("--utterances", type=int, default=8, help="utterances evaluated")
+    parser.add_argument("--long-form-seconds", type=float, default=60.0,
+                        help="length of the long-form (windowed) sample")
     parser.add_argument("--choice-temperature", type=float, default=None,
                         help="confidence-choice temperature (default: the model's contract)")
     add_client_options(parser)

@@ -5,7 +5,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from apps.cli.arguments import seed_argument
+from runtime.client.seeds import MAX_SEED
 from soundstorm.validation import InputError
+
+
+def read_text_file(path: Path, what: str) -> str:
+    """A text file as editors write it: UTF-8 (with or without a BOM) or UTF-16 with its BOM
+    (Windows Notepad's "Unicode"); InputError naming the file otherwise."""
+    import codecs
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} at {path}")
+    data = path.read_bytes()
+    encoding = ("utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+                else "utf-8-sig")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise InputError(f"{what} {path} is not UTF-8 text (byte {data[error.start]:#04x} at "
+                         f"offset {error.start}); save it as UTF-8") from None
 
 
 def add_client_options(parser) -> None:
@@ -17,8 +35,13 @@ def add_client_options(parser) -> None:
                              "instead of --model; dns:///NAME:PORT balances over a fleet")
     parser.add_argument("--model-name", default="soundstorm", help="model name on --server")
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds per call")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--temperature", type=float, default=None)
+    parser.add_argument("--seed", type=seed_argument, default=0,
+                        help=f"sampling seed, an integer in [0, {MAX_SEED}]; long-form windows "
+                             "and dialogue turns use seed + k, wrapped into that range "
+                             "(default %(default)s)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="sampling temperature of the first level, > 0 (default: the "
+                             "model's, from its contract)")
 
 
 def client_from_args(args):
@@ -69,6 +92,8 @@ def read_semantic_file(path: Path):
 
 
 def _synthesize(args) -> int:
+    import time
+
     import numpy as np
     from tqdm.auto import tqdm
     from runtime.client import Timings, write_audio
@@ -79,23 +104,28 @@ def _synthesize(args) -> int:
     client = client_from_args(args)
     voice = client.voice_prompt(args.voice, transcript=args.voice_text,
                                 prompt_seconds=args.prompt_seconds)
-    text = args.text
-    if args.text_file is not None:
-        if not args.text_file.is_file():
-            raise FileNotFoundError(f"no text file at {args.text_file}")
-        text = args.text_file.read_text()
     timings, chunks = Timings(), []
-    windows = client.stream(text, voice, semantic_tokens=semantic, seed=args.seed,
+    if semantic is None:
+        text = (read_text_file(args.text_file, "text file") if args.text_file is not None
+                else args.text)
+        started = time.perf_counter()
+        semantic = client.text_to_semantic(text)
+        timings.frontend_s = time.perf_counter() - started
+    windows = client.stream(voice=voice, semantic_tokens=semantic, seed=args.seed,
                             temperature=args.temperature, timings=timings)  # checks inputs
-    with tqdm(desc="synthesizing", unit=" window") as progress:
+    seconds = len(semantic) * client.frames_per_token / client.frame_rate_hz
+    with tqdm(desc="synthesizing", total=round(seconds, 2), unit=" s of audio",
+              bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.2f}/{total:.2f}{unit} "
+                         "[{elapsed}<{remaining}]") as progress:
         for chunk in windows:
             chunks.append(chunk)
-            progress.update()
+            progress.update(min(chunk.size / client.sample_rate, progress.total - progress.n))
     waveform = np.concatenate(chunks)
     write_audio(args.out, waveform, client.sample_rate)
     print(f"wrote {args.out}: {waveform.size / client.sample_rate:.2f} s of audio in "
-          f"{len(chunks)} window(s); model {timings.model_s:.2f} s, codec {timings.codec_s:.2f} s, "
-          f"frontend {timings.frontend_s:.2f} s")
+          f"{len(chunks)} window(s); model {timings.model_s:.2f} s ({timings.first_calls_s:.2f} "
+          "s of it in the first call of each frame bucket, which compiles it), codec "
+          f"{timings.codec_s:.2f} s, frontend {timings.frontend_s:.2f} s")
     return 0
 
 
@@ -104,10 +134,11 @@ def _add_dialogue(subparsers) -> None:
         "dialogue", help="speak a transcript with speaker turns, one voice per speaker",
         description="A transcript of lines 'SPEAKER: text' and one voice prompt per speaker -> "
                     "one wav with the turns in order.")
-    parser.add_argument("--transcript", type=Path, required=True)
+    parser.add_argument("--transcript", type=Path, required=True,
+                        help="a UTF-8 text file of lines 'SPEAKER: text', one turn per line")
     parser.add_argument("--voice", action="append", required=True, metavar="SPEAKER=AUDIO",
                         help="a speaker's voice prompt (repeat per speaker)")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="output wav")
     add_client_options(parser)
     parser.set_defaults(handler=_dialogue)
 
@@ -116,8 +147,7 @@ def _dialogue(args) -> int:
     from runtime.client import write_audio
     from runtime.client.prompt import check_output_path
     check_output_path(args.out)
-    if not args.transcript.is_file():
-        raise FileNotFoundError(f"no transcript at {args.transcript}")
+    transcript = read_text_file(args.transcript, "transcript")
     voices = {}
     for item in args.voice:
         speaker, _, path = item.partition("=")
@@ -126,7 +156,7 @@ def _dialogue(args) -> int:
         voices[speaker] = Path(path)
     client = client_from_args(args)
     prompts = {speaker: client.voice_prompt(path) for speaker, path in voices.items()}
-    speech = client.dialogue(args.transcript.read_text(), prompts, seed=args.seed,
+    speech = client.dialogue(transcript, prompts, seed=args.seed,
                              temperature=args.temperature)
     write_audio(args.out, speech.waveform, speech.sample_rate)
     print(f"wrote {args.out}: {speech.windows} turns, "

@@ -7,6 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
+from apps.cli.arguments import seed_argument
 from soundstorm.config import PRESETS, get_preset
 
 
@@ -23,19 +24,22 @@ def _add_train(subparsers) -> None:
                         help="'synthetic', or the folder of a corpus built by `soundstorm data "
                              "build` (the model then takes the corpus's token settings)")
     parser.add_argument("--steps", type=int, default=1000, help="total training steps")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=16, help="examples per step")
     parser.add_argument("--seconds", type=float, default=None,
                         help="longest example, in seconds of audio (default: 4 synthetic, "
                              "10 for a corpus: prompt + target)")
-    parser.add_argument("--learning-rate", type=float, default=5e-4)
+    parser.add_argument("--learning-rate", type=float, default=5e-4,
+                        help="peak learning rate of the schedule")
     parser.add_argument("--warmup-steps", type=int, default=None,
                         help="default: 5%% of --steps")
-    parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--checkpoint-every", type=int, default=200,
+                        help="steps between checkpoints")
     parser.add_argument("--bf16", action="store_true", help="bfloat16 compute")
     parser.add_argument("--level-weights", type=float, nargs="+", default=None,
                         help="relative odds of training each RVQ level, one per level "
                              "(default: uniform, the paper)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_argument, default=0,
+                        help="seed of the initialisation, data order and masking")
     parser.set_defaults(handler=_train)
 
 
@@ -97,17 +101,21 @@ def _add_data(subparsers) -> None:
                             "builtin: the 28 named speakers")
     build.add_argument("--sentences", type=int, default=defaults.num_sentences,
                        help=f"training sentences (default {defaults.num_sentences})")
-    build.add_argument("--heldout-sentences", type=int, default=defaults.num_heldout_sentences)
+    build.add_argument("--heldout-sentences", type=int, default=defaults.num_heldout_sentences,
+                       help="sentences kept out of training")
     build.add_argument("--speakers", type=int, default=defaults.num_speakers,
                        help=f"training speakers (default {defaults.num_speakers})")
-    build.add_argument("--heldout-speakers", type=int, default=defaults.num_heldout_speakers)
+    build.add_argument("--heldout-speakers", type=int, default=defaults.num_heldout_speakers,
+                       help="speakers kept out of training")
     build.add_argument("--heldout-variants", type=int, default=defaults.num_heldout_variants,
                        help="espeak variants no training speaker uses (generated speakers)")
     build.add_argument("--speakers-per-sentence", type=int,
                        default=defaults.speakers_per_sentence,
                        help="speakers saying each sentence; 0: every speaker says every sentence")
-    build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--shard-size", type=int, default=defaults.shard_size)
+    build.add_argument("--seed", type=seed_argument, default=0,
+                       help="seed of the sentences, speakers and split")
+    build.add_argument("--shard-size", type=int, default=defaults.shard_size,
+                       help="utterances per shard file")
     build.add_argument("--semantic-rate", type=int, default=defaults.semantic_rate_hz,
                        help="semantic tokens per second (default 50; docs/data.md says why)")
     build.add_argument("--lyra-levels", type=int, default=defaults.lyra_levels,
@@ -148,11 +156,13 @@ def _add_sample(subparsers) -> None:
                     "generated.wav, reference.wav and spectrograms.png.")
     parser.add_argument("--workdir", type=Path, required=True, help="training run directory")
     parser.add_argument("--data", type=Path, required=True, help="corpus folder")
-    parser.add_argument("--split", default="eval_unseen_speakers")
+    parser.add_argument("--split", default="eval_unseen_speakers",
+                        help="corpus split to draw the example from")
     parser.add_argument("--index", type=int, default=0, help="which utterance of the split")
     parser.add_argument("--out", type=Path, default=None, help="default: WORKDIR/samples/INDEX")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--seed", type=seed_argument, default=0, help="sampling seed")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="sampling temperature of the first level, > 0")
     parser.set_defaults(handler=_sample)
 
 

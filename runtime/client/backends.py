@@ -7,7 +7,6 @@ so `Client` works the same against either (and against the real TF Serving).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import grpc
@@ -18,12 +17,30 @@ from protos.status import StatusError
 from runtime.client.errors import ClientError
 from runtime.savedmodel.layout import find_version_dir
 
-# Retries on UNAVAILABLE only (a server starting, restarting or overloaded); any other code
-# is an answer, not a transient failure.
 DEFAULT_RETRIES = 3
-DEFAULT_BACKOFF_SECONDS = 0.5
 DEFAULT_DEADLINE_SECONDS = 600.0
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# Keepalive that a server with gRPC's default enforcement accepts (doc/keepalive.md in
+# grpc/grpc; TF Serving's server.cc leaves these at their defaults): a server takes a ping
+# as abuse when it comes within GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS
+# (300 s) of the last, or with no call in flight (GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS 0),
+# and after two such strikes closes the connection (GOAWAY "too_many_pings"). So: pings only
+# while a call is in flight (a generation can be silent for minutes), 6 minutes apart.
+KEEPALIVE_TIME_MS = 360_000
+KEEPALIVE_TIMEOUT_MS = 20_000
+
+
+def retry_service_config(retries: int) -> str:
+    """gRPC's own retry policy (gRFC A6) for every PredictionService call, as a service
+    config: up to `retries` more attempts on UNAVAILABLE only (a server starting, restarting
+    or shedding load; any other code is an answer), backing off 0.5 s, 1 s, 2 s ... (at most
+    8 s, with gRPC's jitter). The call's deadline bounds all attempts together."""
+    import json
+    policy = {"maxAttempts": retries + 1, "initialBackoff": "0.5s", "maxBackoff": "8s",
+              "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}
+    return json.dumps({"methodConfig": [{
+        "name": [{"service": "tensorflow.serving.PredictionService"}],
+        **({"retryPolicy": policy} if retries > 0 else {})}]})
 
 
 def _contract_from(outputs: dict[str, np.ndarray]) -> model_contract_pb2.ModelContract:
@@ -78,15 +95,19 @@ class GrpcBackend:
 
     def __init__(self, target: str, model_name: str = "soundstorm", *, version: int | None = None,
                  version_label: str = "", deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
-                 retries: int = DEFAULT_RETRIES, backoff_seconds: float = DEFAULT_BACKOFF_SECONDS,
-                 root_certificates: bytes | None = None,
+                 retries: int = DEFAULT_RETRIES, root_certificates: bytes | None = None,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
         from tensorflow_serving.apis import prediction_service_pb2_grpc
+        if retries < 0 or retries > 4:  # gRPC caps maxAttempts at 5
+            raise ClientError(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"retries must be in [0, 4], got {retries}")
         options = [("grpc.max_receive_message_length", max_message_bytes),
                    ("grpc.max_send_message_length", max_message_bytes),
-                   # Keep long-idle connections (between long generations) alive through NATs.
-                   ("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_timeout_ms", 10_000),
-                   ("grpc.keepalive_permit_without_calls", 1),
+                   ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
+                   ("grpc.keepalive_timeout_ms", KEEPALIVE_TIMEOUT_MS),
+                   ("grpc.keepalive_permit_without_calls", 0),
+                   ("grpc.enable_retries", 1),
+                   ("grpc.service_config", retry_service_config(retries)),
                    ("grpc.lb_policy_name", "round_robin")]
         if root_certificates is not None:
             self._channel = grpc.secure_channel(
@@ -96,8 +117,7 @@ class GrpcBackend:
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self.target, self.model_name = target, model_name
         self.version, self.version_label = version, version_label
-        self.deadline_seconds, self.retries, self.backoff_seconds = \
-            deadline_seconds, retries, backoff_seconds
+        self.deadline_seconds, self.retries = deadline_seconds, retries
 
     def _request(self, inputs: dict[str, np.ndarray], signature: str):
         import tensorflow as tf
@@ -115,17 +135,15 @@ class GrpcBackend:
 
     def generate(self, inputs: dict[str, np.ndarray], signature: str = "serving_default"
                  ) -> dict[str, np.ndarray]:
+        """One Predict call (retried by gRPC on UNAVAILABLE within the deadline); raises
+        ClientError with the server's code and message."""
         import tensorflow as tf
         request = self._request(inputs, signature)
-        for attempt in range(self.retries + 1):
-            try:
-                response = self._stub.Predict(request, timeout=self.deadline_seconds)
-                return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
-            except grpc.RpcError as error:
-                if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:
-                    raise ClientError(error.code(), f"{self.target}: {error.details()}") from None
-                time.sleep(self.backoff_seconds * 2 ** attempt)
-        raise AssertionError("unreachable")
+        try:
+            response = self._stub.Predict(request, timeout=self.deadline_seconds)
+        except grpc.RpcError as error:
+            raise ClientError(error.code(), f"{self.target}: {error.details()}") from None
+        return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
 
     def contract(self) -> model_contract_pb2.ModelContract:
         return _contract_from(self.generate({"probe": np.zeros(1, np.int32)}, "metadata"))

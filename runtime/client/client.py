@@ -21,9 +21,11 @@ from typing import Iterator
 
 import numpy as np
 
-from runtime.client.backends import EmbeddedBackend, GrpcBackend
-from runtime.client.errors import ClientError, bad_input
+from runtime.client.backends import (DEFAULT_DEADLINE_SECONDS, DEFAULT_MAX_MESSAGE_BYTES,
+                                     DEFAULT_RETRIES, EmbeddedBackend, GrpcBackend)
+from runtime.client.errors import ClientError, bad_input, client_errors as _client_errors
 from runtime.client.prompt import TIMING_SPEAKER, VoicePrompt, parse_transcript, read_audio
+from runtime.client.seeds import MAX_SEED, derived_seed, is_seed
 
 # Silence between dialogue turns.
 TURN_GAP_SECONDS = 0.25
@@ -31,16 +33,31 @@ TURN_GAP_SECONDS = 0.25
 
 @dataclasses.dataclass
 class Timings:
+    """Where a synthesis spent its time, in seconds (wall clock)."""
+
     frontend_s: float = 0.0   # text -> semantic tokens (espeak)
-    model_s: float = 0.0      # generate calls (SavedModel or server)
+    model_s: float = 0.0      # generate calls (SavedModel or server), first calls included
     codec_s: float = 0.0      # tokens -> audio
+    # The part of model_s spent in this client's first call of each frame bucket: embedded,
+    # that call compiles the bucket's program (XLA, once per process and bucket).
+    first_calls_s: float = 0.0
 
 
 @dataclasses.dataclass
 class Synthesis:
-    waveform: np.ndarray      # float32 [samples]
+    """Generated speech.
+
+    Attributes:
+      waveform: float32 [samples], mono, in [-1, 1].
+      sample_rate: Hz of `waveform` (the codec's, 16000 for Lyra v2).
+      tokens: int32 [frames, levels], the generated codec tokens (the prompt excluded).
+      windows: model calls (windows) the audio took; for a dialogue, its turns.
+      timings: where the time went (Timings).
+    """
+
+    waveform: np.ndarray
     sample_rate: int
-    tokens: np.ndarray        # int32 [frames, levels], the generated frames only
+    tokens: np.ndarray
     windows: int
     timings: Timings
 
@@ -54,14 +71,63 @@ class _Plan:
 
 
 class Client:
-    def __init__(self, target: str, model_name: str = "soundstorm", *, codec_dir=None, **grpc_options):
-        self._init(GrpcBackend(target, model_name, **grpc_options), codec_dir)
+    """Speech from text (or semantic tokens) in a voice prompt's voice, through a SoundStorm
+    model served by TF Serving (ours or tensorflow_model_server) or loaded in-process
+    (`Client.embedded`).
+
+    Every error any method raises is a ClientError (runtime.client.errors), with a gRPC
+    status code: INVALID_ARGUMENT or NOT_FOUND for the caller's input, the server's own code
+    for what it answered (UNAVAILABLE once retries are spent, DEADLINE_EXCEEDED, ...).
+    """
+
+    def __init__(self, target: str, model_name: str = "soundstorm", *,
+                 version: int | None = None, version_label: str = "",
+                 deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+                 retries: int = DEFAULT_RETRIES, root_certificates: bytes | None = None,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 codec_dir: str | Path | None = None):
+        """Connects to `target` and reads the model's contract (its `metadata` signature).
+
+        Args:
+          target: "HOST:PORT" of a TF Serving gRPC endpoint, or "dns:///NAME:PORT" to
+            balance round-robin over every address of a fleet.
+          model_name: the model's name on the server (default "soundstorm").
+          version: a version number to call; default the newest the server has.
+          version_label: a version label (e.g. "stable") instead of `version`.
+          deadline_seconds: the deadline of each call, retries included (default 600 s:
+            30 s of audio on a CPU fits in one call).
+          retries: further attempts after UNAVAILABLE, 0 to 4 (default 3), with gRPC's
+            exponential backoff from 0.5 s; no other code is retried.
+          root_certificates: PEM bytes of the CA that signed the server's certificate, for
+            TLS; default None (plain text).
+          max_message_bytes: the largest message sent or received (default 64 MiB, the
+            server's own default cap).
+          codec_dir: folder of the Lyra v2 TFLite files; default $SOUNDSTORM_CODEC_DIR or
+            the per-user codec folder (`soundstorm codec fetch`).
+        Raises:
+          ClientError: UNAVAILABLE when the server cannot be reached (after the retries),
+            NOT_FOUND when it has no such model or version, INVALID_ARGUMENT for bad options.
+        """
+        with _client_errors():
+            self._init(GrpcBackend(target, model_name, version=version,
+                                   version_label=version_label, deadline_seconds=deadline_seconds,
+                                   retries=retries, root_certificates=root_certificates,
+                                   max_message_bytes=max_message_bytes), codec_dir)
 
     @classmethod
-    def embedded(cls, model_dir, *, codec_dir=None) -> "Client":
-        """The SavedModel at `model_dir` (a version folder or a model base path) in-process."""
+    def embedded(cls, model_dir: str | Path, *, codec_dir: str | Path | None = None
+                 ) -> "Client":
+        """A client running the SavedModel in this process (TensorFlow, no server).
+
+        Args:
+          model_dir: a version folder, or a model base path (its newest version is loaded).
+          codec_dir: as for `Client(...)`.
+        Raises:
+          ClientError: NOT_FOUND when no SavedModel is there; the load's own code otherwise.
+        """
         client = cls.__new__(cls)
-        client._init(EmbeddedBackend(Path(model_dir)), codec_dir)
+        with _client_errors():
+            client._init(EmbeddedBackend(Path(model_dir)), codec_dir)
         return client
 
     def _init(self, backend, codec_dir) -> None:
@@ -74,11 +140,19 @@ class Client:
         self.frame_rate_hz = c.acoustic.frame_rate_hz
         self._codec_dir = codec_dir
         self._codec = None
+        self._shapes_run: set[tuple[int, ...]] = set()  # request shapes called so far
 
     # Model-specific pieces, configured from the contract.
 
     @property
+    @_client_errors()
     def codec(self):
+        """The model's codec (Lyra v2), loaded on first use from `codec_dir`.
+
+        Raises:
+          ClientError: NOT_FOUND or DATA_LOSS when its files are missing or wrong (the
+            message says how to fetch them); INVALID_ARGUMENT for a model without a codec.
+        """
         if self._codec is None:
             if self.contract.codec.name != "lyra_v2":
                 raise bad_input(f"the model's codec is {self.contract.codec.name!r}; this client "
@@ -95,6 +169,7 @@ class Client:
 
     @property
     def sample_rate(self) -> int:
+        """Hz of the audio the client reads and writes (the codec's: 16000 for Lyra v2)."""
         return self.contract.codec.sample_rate
 
     def _vocabulary(self):
@@ -106,8 +181,18 @@ class Client:
                             "tokens instead of text")
         return load_vocabulary(self.contract.semantic.vocabulary[len(prefix):])
 
+    @_client_errors()
     def text_to_semantic(self, text: str) -> np.ndarray:
-        """Semantic tokens of `text` (phonemes at the model's rate, espeak-ng timing)."""
+        """The semantic tokens of `text`: int32 [tokens], phonemes at the model's semantic
+        rate (contract.semantic.rate_hz), timed by espeak-ng.
+
+        `text` is normalized first (runtime/frontend/normalize.py: typography, line breaks,
+        numbers, currency, dates and abbreviations read as words; docs/client.md).
+
+        Raises:
+          ClientError: INVALID_ARGUMENT for empty text, text with nothing to say, a character
+            with no reading (named, with its position), or a model without a text vocabulary.
+        """
         from runtime.frontend import get_speaker, text_to_semantic
         if not text or not text.strip():
             raise bad_input("the text is empty")
@@ -116,12 +201,25 @@ class Client:
 
     # Prompts
 
+    @_client_errors()
     def voice_prompt(self, audio, *, sample_rate: int | None = None, transcript: str | None = None,
                      prompt_seconds: float | None = None) -> VoicePrompt:
-        """A voice prompt from an audio file (any rate, mono or stereo) or a waveform array.
+        """A voice prompt: the voice the speech will have.
 
-        Uses the last `prompt_seconds` (default: the model's whole prompt budget) of the
-        audio; its semantic tokens come from `transcript`, or are the unknown id.
+        Args:
+          audio: a path (str or Path) to any file libsndfile reads (wav, flac, ogg, ...; any
+            rate, mono or stereo), or a waveform array float [samples] or [samples, channels].
+          sample_rate: Hz of `audio` when it is an array (required then); ignored for files.
+          transcript: what the audio says, if known (better prosody); normalized like text.
+          prompt_seconds: use the last this many seconds of the audio; default the model's
+            whole prompt budget (contract.max_prompt_frames; 3 s for the reference model).
+        Returns:
+          VoicePrompt: its codec tokens int32 [P, levels] and semantic tokens int32
+          [P / frames_per_token] (the transcript's, or the unknown id).
+        Raises:
+          ClientError: NOT_FOUND for a missing file; INVALID_ARGUMENT for audio that cannot
+            be read or is too short, prompt_seconds outside (0, budget], an array without its
+            sample_rate; the codec's errors (see `codec`).
         """
         budget_s = self.max_prompt_frames / self.frame_rate_hz
         if prompt_seconds is not None and not 0 < prompt_seconds <= budget_s:
@@ -141,8 +239,8 @@ class Client:
         if frames < ratio:
             raise bad_input("the voice prompt is too short to use")
         if transcript is not None:
-            from runtime.frontend import get_speaker, semantic_tokens, synthesize
-            utterance = synthesize(transcript, get_speaker(TIMING_SPEAKER))
+            from runtime.frontend import get_speaker, normalize_text, semantic_tokens, synthesize
+            utterance = synthesize(normalize_text(transcript), get_speaker(TIMING_SPEAKER))
             whole = semantic_tokens(utterance, self._vocabulary(), self.contract.semantic.rate_hz,
                                     num_frames=-(-tokens.shape[0] // ratio))
             semantic = whole[len(whole) - frames // ratio:]
@@ -180,7 +278,12 @@ class Client:
         request = self._window_request(plans, temperature, choice_temperature)
         started = time.perf_counter()
         tokens = self.backend.generate(request)["acoustic_tokens"]
-        timings.model_s += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        timings.model_s += elapsed
+        shape = request["semantic_tokens"].shape
+        if shape not in self._shapes_run:
+            self._shapes_run.add(shape)
+            timings.first_calls_s += elapsed
         return [tokens[row, prompt.frames:request["lengths"][row]]
                 for row, (prompt, _, _) in enumerate(plans)]
 
@@ -197,20 +300,43 @@ class Client:
             semantic=np.concatenate([voice.semantic[len(voice.semantic) - head // ratio:],
                                      history_semantic[len(history_semantic) - tail // ratio:]]))
 
+    @_client_errors()
     def stream(self, text: str | None = None, voice: VoicePrompt | None = None, *,
                semantic_tokens=None, seed: int = 0, temperature: float | None = None,
                choice_temperature: float | None = None, timings: Timings | None = None
                ) -> Iterator[np.ndarray]:
-        """Audio window by window, each yielded as soon as it is decoded.
+        """Audio window by window, each yielded as soon as it is decoded (streaming).
 
-        Inputs are checked (and text turned into semantic tokens) before this returns, so
-        bad input raises here, not at the first iteration.
+        Args:
+          text: what to say (normalized; see text_to_semantic), or None with semantic_tokens.
+          voice: the voice prompt (voice_prompt).
+          semantic_tokens: int [tokens] instead of text, ids in [0, contract.semantic.
+            unknown_id].
+          seed: sampling seed, an integer in [0, 2147483647] (default 0); window k of
+            long-form audio uses seed + k, wrapped into that range (runtime/client/seeds.py).
+          temperature: sampling temperature of the first level, > 0; default the model's
+            (contract.default_temperature).
+          choice_temperature: the annealed noise of MaskGIT's choice of tokens to keep,
+            >= 0; default the model's (contract.default_choice_temperature).
+          timings: a Timings to add this call's times to (optional).
+        Returns:
+          An iterator of float32 [samples] audio chunks at `sample_rate`, one per window;
+          joined, they are the whole waveform (one stateful codec decoder: no seams).
+        Raises:
+          ClientError: INVALID_ARGUMENT for bad input (both or neither of text and
+            semantic_tokens, text with nothing to say, tokens out of range, no voice, a
+            prompt over the budget, a seed out of range); the server's code for what it
+            answers (UNAVAILABLE after the retries, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED).
+            Inputs are checked (and text turned into semantic tokens) before this returns,
+            so bad input raises here, not at the first iteration; errors of later windows
+            raise from the iteration.
         """
         timings = timings if timings is not None else Timings()
+        _check_seed(seed)
         semantic = self._target_semantic(text, semantic_tokens, timings)
         windows = self._windows(semantic, self._check_voice(voice), seed, temperature,
                                 choice_temperature, timings)
-        return (audio for _, audio in windows)
+        return _with_client_errors(audio for _, audio in windows)
 
     def _windows(self, semantic, voice, seed, temperature, choice_temperature,
                  timings) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -225,8 +351,8 @@ class Client:
             prompt = self._window_prompt(voice, history_tokens, history_semantic)
             capacity = (self.max_frames - prompt.frames) // ratio
             target = semantic[position:position + capacity]
-            tokens = self._generate([(prompt, target, seed + window)], temperature,
-                                    choice_temperature, timings)[0]
+            tokens = self._generate([(prompt, target, derived_seed(seed, window))],
+                                    temperature, choice_temperature, timings)[0]
             history_tokens = np.concatenate([history_tokens, tokens])
             history_semantic = np.concatenate([history_semantic, target])
             position, window = position + len(target), window + 1
@@ -235,24 +361,64 @@ class Client:
             timings.codec_s += time.perf_counter() - started
             yield tokens, audio
 
+    @_client_errors()
     def synthesize(self, text: str | None = None, voice: VoicePrompt | None = None, *,
                    semantic_tokens=None, seed: int = 0, temperature: float | None = None,
                    choice_temperature: float | None = None) -> Synthesis:
+        """Speech for `text` (or `semantic_tokens`) in `voice`'s voice: the main entry point.
+
+        Audio longer than one model call (contract.max_frames, 30 s for the reference model)
+        is generated in windows, each prompted by the voice and the previous window's tail.
+
+        Args:
+          text: what to say (normalized; see text_to_semantic), or None with semantic_tokens.
+          voice: the voice prompt (voice_prompt).
+          semantic_tokens: int [tokens] instead of text.
+          seed: sampling seed, an integer in [0, 2147483647] (default 0); window k of
+            long-form audio uses seed + k, wrapped into that range (runtime/client/seeds.py).
+          temperature: sampling temperature of the first level, > 0; default the model's
+            (contract.default_temperature).
+          choice_temperature: the annealed noise of MaskGIT's choice of tokens to keep,
+            >= 0; default the model's (contract.default_choice_temperature).
+        Returns:
+          Synthesis: waveform float32 [samples] at sample_rate, the generated tokens int32
+          [frames, levels], the windows and the timings.
+        Raises:
+          ClientError: INVALID_ARGUMENT for bad input (both or neither of text and
+            semantic_tokens, text with nothing to say, tokens out of range, no voice, a
+            prompt over the budget, a seed out of range); the server's code for what it
+            answers (UNAVAILABLE after the retries, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED).
+        """
         timings = Timings()
+        _check_seed(seed)
         semantic = self._target_semantic(text, semantic_tokens, timings)
         windows = list(self._windows(semantic, self._check_voice(voice), seed, temperature,
                                      choice_temperature, timings))
         return Synthesis(np.concatenate([audio for _, audio in windows]), self.sample_rate,
                          np.concatenate([tokens for tokens, _ in windows]), len(windows), timings)
 
+    @_client_errors()
     def synthesize_batch(self, items, *, seed: int = 0, temperature: float | None = None,
                          choice_temperature: float | None = None) -> list[Synthesis]:
-        """Several utterances, [(text or semantic-token array, voice)], item k with seed + k.
+        """Several utterances, [(text or semantic-token array, voice)], item k with seed + k
+        (seeds.derived_seed: wrapped into [0, MAX_SEED]).
 
         Items that fit one call go to the model as one batched call (batching never changes
         an example's tokens); longer ones are generated in windows.
+
+        Args:
+          items: [(text str or semantic tokens int [tokens], VoicePrompt)].
+          seed, temperature, choice_temperature: as for synthesize.
+        Returns:
+          One Synthesis per item, in order (their timings are the whole call's).
+        Raises:
+          ClientError: INVALID_ARGUMENT for bad input (both or neither of text and
+            semantic_tokens, text with nothing to say, tokens out of range, no voice, a
+            prompt over the budget, a seed out of range); the server's code for what it
+            answers (UNAVAILABLE after the retries, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED).
         """
         timings = Timings()
+        _check_seed(seed)
         semantics, voices = [], []
         for text_or_tokens, voice in items:
             is_text = isinstance(text_or_tokens, str)
@@ -265,7 +431,7 @@ class Client:
         fits = [k for k in range(len(items))
                 if voices[k].frames + len(semantics[k]) * self.frames_per_token <= self.max_frames]
         if fits:
-            plans = [(voices[k], semantics[k], seed + k) for k in fits]
+            plans = [(voices[k], semantics[k], derived_seed(seed, k)) for k in fits]
             sampling = self._sampling(temperature, choice_temperature)
             for k, generated in zip(fits, self._generate(plans, *sampling, timings)):
                 started = time.perf_counter()
@@ -273,8 +439,8 @@ class Client:
                 timings.codec_s += time.perf_counter() - started
         for k in range(len(items)):
             if audio[k] is None:
-                parts = list(self._windows(semantics[k], voices[k], seed + k, temperature,
-                                           choice_temperature, timings))
+                parts = list(self._windows(semantics[k], voices[k], derived_seed(seed, k),
+                                           temperature, choice_temperature, timings))
                 audio[k] = np.concatenate([chunk for _, chunk in parts])
                 tokens[k] = np.concatenate([generated for generated, _ in parts])
                 windows[k] = len(parts)
@@ -282,11 +448,27 @@ class Client:
         return [Synthesis(audio[k], self.sample_rate, tokens[k], windows[k], timings)
                 for k in range(len(items))]
 
+    @_client_errors()
     def dialogue(self, transcript: str, voices: dict[str, VoicePrompt], *, seed: int = 0,
                  temperature: float | None = None, choice_temperature: float | None = None
                  ) -> Synthesis:
         """One waveform with the turns in order, each in its speaker's voice (turn k is
-        item k of one synthesize_batch: independent turns go to the model as one batch)."""
+        item k of one synthesize_batch: independent turns go to the model as one batch),
+        TURN_GAP_SECONDS (0.25 s) of silence between turns.
+
+        Args:
+          transcript: lines "SPEAKER: text" (parse_transcript), one turn each.
+          voices: {speaker: VoicePrompt} for every speaker of the transcript.
+          seed, temperature, choice_temperature: as for synthesize (turn k: seed + k).
+        Returns:
+          Synthesis of the whole dialogue (`windows` is the number of turns).
+        Raises:
+          ClientError: INVALID_ARGUMENT for bad input (both or neither of text and
+            semantic_tokens, text with nothing to say, tokens out of range, no voice, a
+            prompt over the budget, a seed out of range); the server's code for what it
+            answers (UNAVAILABLE after the retries, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED).
+            A speaker without a voice, or a transcript without turns, is INVALID_ARGUMENT.
+        """
         turns = parse_transcript(transcript)
         missing = sorted({speaker for speaker, _ in turns} - set(voices))
         if missing:
@@ -333,7 +515,19 @@ class Client:
         return semantic.astype(np.int32)
 
     def close(self) -> None:
+        """Closes the gRPC channel (nothing to do embedded); the client is unusable after."""
         self.backend.close()
 
 
 __all__ = ["Client", "ClientError", "Synthesis", "Timings"]
+
+
+def _check_seed(seed) -> None:
+    if not is_seed(seed):
+        raise bad_input(f"seed must be an integer in [0, {MAX_SEED}], got {seed!r}")
+
+
+def _with_client_errors(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """A stream's iteration, raising ClientError as the rest of the library does."""
+    with _client_errors():
+        yield from chunks

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.client.errors import bad_input
+from runtime.client.errors import bad_input, client_errors
 
 # The espeak voice whose timing turns text into semantic tokens (the model gives the
 # speech the prompt's voice; only phoneme durations come from here).
@@ -19,16 +19,34 @@ _TURN = re.compile(r"^\s*(?P<speaker>[^:]{1,40}):\s*(?P<text>.*\S)\s*$")
 
 @dataclasses.dataclass(frozen=True)
 class VoicePrompt:
-    tokens: np.ndarray    # int32 [P, Q] codec tokens, P a multiple of frames_per_token
-    semantic: np.ndarray  # int32 [P / frames_per_token]: transcript tokens or the unknown id
+    """A voice prompt (Client.voice_prompt), the voice generated speech takes.
+
+    Attributes:
+      tokens: int32 [P, levels], the prompt audio's codec tokens; P (frames, at the codec's
+        frame rate) a multiple of frames_per_token.
+      semantic: int32 [P / frames_per_token], its transcript's semantic tokens, or the
+        model's unknown id where there is no transcript.
+    """
+
+    tokens: np.ndarray
+    semantic: np.ndarray
 
     @property
     def frames(self) -> int:
+        """P: the prompt's length in codec frames."""
         return self.tokens.shape[0]
 
 
+@client_errors()
 def read_audio(path) -> tuple[np.ndarray, int]:
-    """Any format libsndfile reads (wav, flac, ogg, ...): float32 [samples(, channels)], rate."""
+    """An audio file in any format libsndfile reads (wav, flac, ogg, ...).
+
+    Returns:
+      (samples float32 [samples] or [samples, channels] in [-1, 1], sample rate in Hz).
+    Raises:
+      ClientError: NOT_FOUND for a missing file, INVALID_ARGUMENT for one that is not
+        audio or holds none.
+    """
     import soundfile
     path = Path(path)
     if not path.is_file():
@@ -42,9 +60,18 @@ def read_audio(path) -> tuple[np.ndarray, int]:
     return samples, rate
 
 
+@client_errors()
 def write_audio(path, waveform: np.ndarray, sample_rate: int) -> Path:
-    """16-bit PCM (wav, or flac by extension), written whole or not at all: a failed write
-    leaves neither the file nor its temporary `.NAME.partial` (check_output_path first)."""
+    """Writes float `waveform` [samples] (clipped to [-1, 1]) at `sample_rate` Hz as 16-bit
+    PCM: wav, or flac by the file's extension. Written whole or not at all: a failed write
+    leaves neither the file nor its temporary `.NAME.partial`.
+
+    Returns:
+      The path written.
+    Raises:
+      ClientError: INVALID_ARGUMENT for a path that is a folder, an extension soundfile
+        cannot write, or a folder that is not writable (check_output_path).
+    """
     import soundfile
     path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +103,13 @@ def check_output_path(path) -> Path:
 
 
 def parse_transcript(text: str) -> list[tuple[str, str]]:
-    """`A: hello` lines -> [(speaker, text)]; blank lines are skipped."""
+    """A dialogue transcript, lines "SPEAKER: text", as [(speaker, text)] in order; blank lines
+    are skipped. A speaker name is 1 to 40 characters without ":".
+
+    Raises:
+      ClientError: INVALID_ARGUMENT naming the first line that is not "SPEAKER: text", or
+        for a transcript without turns.
+    """
     turns = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():

@@ -45,11 +45,25 @@ DEFAULT_LYRA_LEVELS = 16
 DEFAULT_GROUP_SIZE = 2
 
 
+def user_codec_dir() -> Path:
+    """The per-user codec folder that `soundstorm codec fetch` fills by default: the
+    platform's user data folder (platformdirs; ~/.local/share/soundstorm/codecs/lyra_v2 on
+    Linux, $XDG_DATA_HOME respected)."""
+    import platformdirs
+    return platformdirs.user_data_path("soundstorm") / "codecs" / "lyra_v2"
+
+
 def default_codec_dir() -> Path:
-    """$SOUNDSTORM_CODEC_DIR, else the shared folder beside this checkout."""
+    """Where the codec's files are looked for: $SOUNDSTORM_CODEC_DIR; else, in a source
+    checkout with the team's shared folder beside it (../shared/codecs/lyra_v2), that
+    folder; else the per-user folder (user_codec_dir)."""
     if os.environ.get(CODEC_DIR_ENV):
         return Path(os.environ[CODEC_DIR_ENV])
-    return Path(__file__).resolve().parents[3] / "shared" / "codecs" / "lyra_v2"
+    checkout = Path(__file__).resolve().parents[2]
+    shared = checkout.parent / "shared" / "codecs" / "lyra_v2"
+    if (checkout / "pyproject.toml").is_file() and shared.is_dir():
+        return shared
+    return user_codec_dir()
 
 
 def sha256_of(path: Path) -> str:
@@ -63,7 +77,8 @@ def check_codec_dir(codec_dir: Path) -> None:
         if not path.is_file():
             raise CodecError(
                 f"Lyra model file missing: {path}. Point ${CODEC_DIR_ENV} at a folder holding "
-                f"{', '.join(LYRA_SHA256)}, or fetch them: python -m runtime.codec.fetch DIR")
+                f"{', '.join(LYRA_SHA256)}, or fetch them: soundstorm codec fetch "
+                f"(into {user_codec_dir()}, where they are found by default)")
         actual = sha256_of(path)
         if actual != expected:
             raise CodecError(f"{path} has sha256 {actual}, expected {expected} (Lyra commit "

@@ -5,6 +5,7 @@ Pure numpy + ctypes + stdlib; nothing here imports JAX or TensorFlow.
 
 from runtime.frontend.errors import FrontendError
 from runtime.frontend.espeak import Utterance, espeak_version, synthesize
+from runtime.frontend.normalize import normalize_text
 from runtime.frontend.semantic import lost_phonemes, lost_spans, semantic_tokens, text_to_semantic
 from runtime.frontend.spans import SILENCE_SYMBOL, PhonemeSpan
 from runtime.frontend.speakers import (ENGLISH_VOICES, SPEAKERS, VARIANTS, Speaker, generated_speaker,
@@ -16,5 +17,5 @@ __all__ = [
     "ENGLISH_VOICES", "MAX_TEXT_CHARS", "SILENCE_SYMBOL", "SPEAKERS", "FrontendError",
     "PhonemeSpan", "PhonemeVocabulary", "Speaker", "Utterance", "VARIANTS", "espeak_version",
     "generated_speaker", "get_speaker",
-    "load_vocabulary", "lost_phonemes", "lost_spans", "semantic_tokens", "synthesize", "text_to_semantic",
+    "load_vocabulary", "lost_phonemes", "normalize_text", "lost_spans", "semantic_tokens", "synthesize", "text_to_semantic",
 ]

@@ -16,6 +16,7 @@ from fractions import Fraction
 import numpy as np
 
 from runtime.frontend.errors import FrontendError
+from runtime.frontend.normalize import normalize_text
 from runtime.frontend.espeak import Utterance, synthesize
 from runtime.frontend.spans import PhonemeSpan
 from runtime.frontend.speakers import Speaker
@@ -91,5 +92,8 @@ def lost_phonemes(utterance: Utterance, rate_hz: float) -> tuple[int, int]:
 
 def text_to_semantic(text: str, speaker: Speaker, vocabulary: PhonemeVocabulary,
                      rate_hz: float) -> np.ndarray:
-    """Semantic tokens of `text` said by `speaker` (one espeak synthesis)."""
-    return semantic_tokens(synthesize(text, speaker), vocabulary, rate_hz)
+    """Semantic tokens (int32 [frames]) of a user's `text` said by `speaker`: the text is
+    normalized first (normalize.py: typography, line breaks, numbers and symbols as words),
+    then said in one espeak synthesis. Raises FrontendError for text with nothing to say or
+    a character without a reading."""
+    return semantic_tokens(synthesize(normalize_text(text), speaker), vocabulary, rate_hz)

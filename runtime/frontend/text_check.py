@@ -19,7 +19,8 @@ ALLOWED_PUNCTUATION = ".,;:!?'-"
 ALLOWED_CHARACTERS = frozenset(string.ascii_letters + string.digits + " " + ALLOWED_PUNCTUATION)
 
 
-def _describe(character: str) -> str:
+def describe_character(character: str) -> str:
+    """A character as an error names it: itself and its Unicode name (or code point)."""
     name = unicodedata.name(character, "")
     if not name:  # control characters have no name
         name = f"U+{ord(character):04X}"
@@ -38,5 +39,5 @@ def check_text(text: str, max_chars: int = MAX_TEXT_CHARS) -> None:
     for position, character in enumerate(text):
         if character not in ALLOWED_CHARACTERS:
             raise FrontendError(
-                f"unsupported character {_describe(character)} at position {position}; "
+                f"unsupported character {describe_character(character)} at position {position}; "
                 f"allowed are ASCII letters, digits, space and {ALLOWED_PUNCTUATION!r}")

@@ -127,6 +127,18 @@ class Servable:
                 f"Sent extra: {{{','.join(sorted(extra))}}}. "
                 f"Missing but required: {{{','.join(sorted(missing))}}}.")
 
+    @staticmethod
+    def check_dtype(key: str, dtype_enum: int, want: tf.DType) -> None:
+        """INVALID_ARGUMENT unless a request's input has the signature's dtype, in the words
+        check_inputs uses; an enum that is no dtype at all is "tensor parsing error: KEY"."""
+        try:
+            got = tf.as_dtype(dtype_enum)
+        except Exception:
+            raise invalid_argument(f"tensor parsing error: {key}") from None
+        if got != want:
+            raise invalid_argument(f"Expects input '{key}' to be {want.name} but {got.name} "
+                                   "is provided")
+
     def check_inputs(self, signature: str, inputs: dict[str, np.ndarray]) -> None:
         """Names (TF Serving's VerifyRequestInputsSize words), dtypes and shapes (which the
         placeholders check at run time in C++; Python's Session.run would raise ValueError)."""

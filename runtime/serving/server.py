@@ -44,6 +44,10 @@ DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 # Timestamped lines through `logging` (soundstorm serve configures the format).
 LOG = logging.getLogger("runtime.serving")
+# gRPC logs a five-line traceback for every request it cannot deserialize (and answers it
+# INTERNAL itself): one client could fill the log with garbage bytes. Every other exception
+# of a call is caught and answered in _serve, so this logger has nothing else to say.
+logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
 
 
 @dataclasses.dataclass
@@ -143,7 +147,11 @@ class ModelServer:
         # Every input's declared size counts against one request's budget, and the request
         # (its message and its arrays) against the server's, before any array is built.
         cost, budget = request.ByteSize(), self.options.max_message_bytes
+        specs = servable.input_specs(signature)
         for key, proto in request.inputs.items():
+            # The dtype first: a 15-byte string tensor declaring millions of elements would
+            # otherwise be built (TF Serving builds it, then fails the run).
+            servable.check_dtype(key, proto.dtype, specs[key][0])
             size = declared_bytes(proto, key, budget)
             budget, cost = budget - size, cost + size
         with self.inflight.hold(cost, "this request"):

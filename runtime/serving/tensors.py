@@ -16,6 +16,10 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
 
 from protos.status import StatusError, invalid_argument
 
+# What one element of a string tensor costs once built (numpy object array: an 8-byte pointer
+# and a 33-byte bytes object at least), counted before anything is built.
+STRING_ELEMENT_BYTES = 48
+
 # dtype -> the TensorProto field Tensor::AsProtoField fills (tensorflow/core/framework/tensor.cc).
 _TYPED_FIELD = {
     tf.float32: "float_val", tf.float64: "double_val",
@@ -68,8 +72,11 @@ def declared_bytes(proto: tensor_pb2.TensorProto, key: str, max_bytes: int) -> i
     dims = [dim.size for dim in proto.tensor_shape.dim]
     try:
         dtype = tf.as_dtype(proto.dtype)
-        itemsize = np.dtype(dtype.as_numpy_dtype).itemsize if dtype != tf.string else 1
-    except (TypeError, ValueError):
+        # A string element is a Python object in the array built from it: at least a
+        # pointer and a bytes header, however short the string.
+        itemsize = (STRING_ELEMENT_BYTES if dtype == tf.string
+                    else np.dtype(dtype.as_numpy_dtype).itemsize)
+    except Exception:  # TypeError, ValueError, and KeyError for resource and variant dtypes
         raise invalid_argument(f"tensor parsing error: {key}") from None
     if any(size < 0 for size in dims):
         raise invalid_argument(f"tensor parsing error: {key}")

@@ -1,0 +1,288 @@
+"""Text as people type and paste it, made into the plain words the frontend speaks.
+
+`normalize_text` runs before `check_text` (text_check.py), on every text a user
+gives (the client, the CLI). In order:
+
+1. Characters: line endings unified (CRLF, CR); each character folded by
+   Unicode compatibility (NFKC: non-breaking and other spaces, full-width
+   forms, ligatures, the ellipsis character) and stripped of accents (NFKD,
+   combining marks dropped: "café" -> "cafe"); typographic apostrophes and
+   quotes, dashes, bullets and brackets mapped to what they mean when read
+   aloud (an apostrophe, nothing, a pause); zero-width characters and soft
+   hyphens removed. A character with no reading here (another script, an
+   emoji, a symbol) is a FrontendError naming it and its position in the text
+   as given.
+2. Breaks: a paragraph break (a blank line) ends a sentence, a line break
+   pauses (a list item, a verse line); list bullets at the start of a line go.
+3. Words for what is written with digits and symbols, in English: currency
+   ("$5.50": five dollars and fifty cents), percentages, times ("3:30 pm",
+   "7:00"), dates (ISO "2024-01-05", US "1/5/2024", "January 5th"), years
+   ("in 1999"), ordinals ("21st"), decimals, numbers with thousands
+   separators, signs, simple fractions, units after numbers, common
+   abbreviations ("Dr.", "e.g.", "etc.") and the symbols & + = @ # %. Numbers
+   are read by num2words (a maintained library), as cardinals, ordinals or
+   years.
+4. Nothing to say: text with no letter left (only punctuation or spaces) is a
+   FrontendError "nothing to say".
+
+The result holds only characters `check_text` allows. Source of the readings:
+US English conventions as in the Chicago Manual of Style's rules for numbers
+read aloud; nothing here is learned, so every case is in tests/test_normalize.py.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Callable
+
+from num2words import num2words
+
+from runtime.frontend.errors import FrontendError
+from runtime.frontend.text_check import ALLOWED_CHARACTERS, describe_character
+
+# Step 1: characters that mean something other than their NFKC form when read aloud.
+_PAUSE = ","
+_CHARACTER_READINGS = {
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'",
+    "`": "'",
+    "\u201c": "", "\u201d": "", "\u201e": "", "\u201f": "", "\u00ab": "", "\u00bb": "",
+    "\u2039": "", "\u203a": "", '"': "", "\u2033": "",
+    "\u2013": " - ", "\u2014": f"{_PAUSE} ", "\u2015": f"{_PAUSE} ", "\u2012": " - ",
+    "\u2010": "-", "\u2011": "-", "\u2212": "-",
+    "\u2022": " ", "\u2023": " ", "\u25e6": " ", "\u2043": " ", "\u00b7": " ", "*": " ",
+    "(": f"{_PAUSE} ", ")": f"{_PAUSE} ", "[": f"{_PAUSE} ", "]": f"{_PAUSE} ",
+    "{": f"{_PAUSE} ", "}": f"{_PAUSE} ",
+    "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "", "\u00ad": "",
+    "\t": " ", "\u2044": "/", "_": " ", "~": " about ",
+}
+# Symbols read as words in step 3 (kept through step 1).
+_SYMBOL_WORDS = {"&": " and ", "+": " plus ", "=": " equals ", "@": " at ", "#": " number ",
+                 "%": " percent", "$": " dollars", "\u00a3": " pounds", "\u20ac": " euros",
+                 "\u00b0": " degrees", "/": " "}
+_KEPT = ALLOWED_CHARACTERS | set(_SYMBOL_WORDS) | {"\n"}
+
+
+def _fold(character: str) -> str:
+    """A character's reading: its mapped text, else NFKC without accents."""
+    if character in _CHARACTER_READINGS:
+        return _CHARACTER_READINGS[character]
+    folded = unicodedata.normalize("NFKC", character)
+    if all(part in _KEPT for part in folded):
+        return folded
+    decomposed = unicodedata.normalize("NFKD", folded)
+    stripped = "".join(part for part in decomposed if not unicodedata.combining(part))
+    return "".join(_CHARACTER_READINGS.get(part, part) for part in stripped)
+
+
+def _fold_characters(text: str) -> str:
+    out = []
+    for position, character in enumerate(text):
+        folded = _fold(character)
+        for part in folded:
+            if part not in _KEPT:
+                raise FrontendError(
+                    f"unsupported character {describe_character(character)} at position "
+                    f"{position}: it has no English reading (letters, digits, punctuation, "
+                    "quotes, dashes and the symbols $ £ € % & + = @ # / ° are read)")
+        out.append(folded)
+    return "".join(out)
+
+
+# Step 2.
+_BULLET = re.compile(r"(?m)^[ ]*(?:[-*](?=[ ])|\d+[.)](?=[ ]+[A-Za-z]))")
+
+
+def _breaks(text: str) -> str:
+    text = _BULLET.sub(lambda match: _list_number(match.group(0)), text)
+    text = re.sub(r"[ ]*\n[ \n]*\n[ \n]*", lambda m: "\x00", text)  # paragraphs
+    text = re.sub(r"[ ]*\n[ ]*", "\x01", text)  # lines
+
+    def end(match, mark):
+        before = match.string[:match.start()].rstrip()
+        if not before or before[-1] in ".!?;:,":
+            return " "
+        return f"{mark} "
+    text = re.sub("\x00", lambda match: end(match, "."), text)
+    return re.sub("\x01", lambda match: end(match, _PAUSE), text)
+
+
+def _list_number(marker: str) -> str:
+    """A numbered list's "2." or "2)" is read as its number with a pause; a bullet goes."""
+    digits = marker.strip().rstrip(".)")
+    return f"{digits}{_PAUSE}" if digits.isdigit() else ""
+
+
+# Step 3.
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")
+_ABBREVIATIONS = [  # (pattern, reading); case-sensitive, whole words
+    (r"\bMr\.", "Mister"), (r"\bMrs\.", "Missus"), (r"\bMs\.", "Miz"), (r"\bDr\.", "Doctor"),
+    (r"\bProf\.", "Professor"), (r"\bSt\.(?= [A-Z])", "Saint"), (r"\bSt\.", "Street"),
+    (r"\bAve\.", "Avenue"), (r"\bMt\.", "Mount"), (r"\bJr\.", "Junior"),
+    (r"\bSr\.", "Senior"), (r"\bvs\.", "versus"), (r"\betc\.", "et cetera"),
+    (r"\be\.g\.", "for example"), (r"\bi\.e\.", "that is"), (r"\bapprox\.", "approximately"),
+    (r"\bNo\.(?= ?\d)", "number"), (r"\bno\.(?= ?\d)", "number"),
+    (r"\bJan\.", "January"), (r"\bFeb\.", "February"), (r"\bAug\.", "August"),
+    (r"\bSept?\.", "September"), (r"\bOct\.", "October"), (r"\bNov\.", "November"),
+    (r"\bDec\.", "December"), (r"\ba\.m\.", "a m"), (r"\bp\.m\.", "p m"),
+]
+_CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"),
+               "\u00a3": ("pound", "pounds", "penny", "pence"),
+               "\u20ac": ("euro", "euros", "cent", "cents")}
+_SCALES = ("thousand", "million", "billion", "trillion")
+_UNITS = {"km": "kilometers", "kg": "kilograms", "cm": "centimeters", "mm": "millimeters",
+          "mph": "miles per hour", "kph": "kilometers per hour", "ms": "milliseconds",
+          "GB": "gigabytes", "MB": "megabytes", "KB": "kilobytes", "kHz": "kilohertz",
+          "Hz": "hertz", "lbs": "pounds", "lb": "pounds", "oz": "ounces", "ft": "feet",
+          "mi": "miles", "min": "minutes", "hrs": "hours", "hr": "hours"}
+_DENOMINATORS = {2: ("half", "halves"), 4: ("quarter", "quarters")}
+
+
+def _cardinal(digits: str) -> str:
+    return num2words(int(digits.replace(",", "")))
+
+
+def _number(text: str) -> str:
+    """A written number ("1,234", "3.14", "-2") in words."""
+    negative = text.startswith("-")
+    text = text.lstrip("-+").replace(",", "")
+    if "." in text:
+        whole, fraction = text.split(".", 1)
+        words = f"{num2words(int(whole or 0))} point " + " ".join(
+            num2words(int(digit)) for digit in fraction)
+    else:
+        words = num2words(int(text))
+    return f"minus {words}" if negative else words
+
+
+def _currency(match: re.Match) -> str:
+    symbol, amount, scale = match.group(1), match.group(2), match.group(3)
+    one, many, cent, cents = _CURRENCIES[symbol]
+    whole, _, fraction = amount.replace(",", "").partition(".")
+    if scale:  # "$5 million", "$2.5 billion": the scale before the unit
+        return f"{_number(amount)} {scale} {many}"
+    words = f"{num2words(int(whole or 0))} {one if int(whole or 0) == 1 else many}"
+    if fraction:
+        hundredths = int(fraction[:2].ljust(2, "0"))
+        if hundredths:
+            words += f" and {num2words(hundredths)} {cent if hundredths == 1 else cents}"
+    return words
+
+
+def _time(match: re.Match) -> str:
+    hours, minutes, period = int(match.group(1)), int(match.group(2)), match.group(3)
+    if hours > 23 or minutes > 59:
+        return match.group(0).replace(":", " ")
+    spoken = num2words(hours)
+    if minutes == 0:
+        spoken += " o'clock" if not period else ""
+    elif minutes < 10:
+        spoken += f" oh {num2words(minutes)}"
+    else:
+        spoken += f" {num2words(minutes)}"
+    if period:
+        spoken += " " + " ".join(period.replace(".", "").replace(" ", "").lower())
+    return spoken + _keep_final_stop("")(match)
+
+
+def _date(year: int, month: int, day: int, original: str) -> str:
+    if not 1 <= month <= 12 or not 1 <= day <= 31:
+        return original
+    return f"{_MONTHS[month - 1]} {num2words(day, to='ordinal')}, {num2words(year, to='year')}"
+
+
+def _fraction(match: re.Match) -> str:
+    numerator, denominator = int(match.group(1)), int(match.group(2))
+    if denominator in _DENOMINATORS:
+        one, many = _DENOMINATORS[denominator]
+    elif 3 <= denominator <= 10:
+        one = num2words(denominator, to="ordinal")
+        many = one + "s"
+    else:
+        return f"{num2words(numerator)} over {num2words(denominator)}"
+    return f"{num2words(numerator)} {one if numerator == 1 else many}"
+
+
+_NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+
+
+def _keep_final_stop(reading: str) -> Callable[[re.Match], str]:
+    """An abbreviation's reading, with its period kept as a full stop when it ends the text
+    or a line ("... on Main St." ends a sentence; "St. Paul" does not)."""
+    def read(match: re.Match) -> str:
+        rest = match.string[match.end():]
+        ends = match.group(0).endswith(".") and (not rest.strip(" ") or rest.startswith("\n"))
+        return reading + ("." if ends else "")
+    return read
+
+
+def _words_for_digits_and_symbols(text: str) -> str:
+    for pattern, reading in _ABBREVIATIONS:
+        text = re.sub(pattern, _keep_final_stop(reading), text)
+    # Currency: "$5", "$5.50", "$1,200", "£3 million".
+    text = re.sub(rf"([$\u00a3\u20ac]) ?({_NUMBER})(?: ({'|'.join(_SCALES)})\b)?", _currency,
+                  text)
+    # Dates: ISO 2024-01-05, US 1/5/2024, "January 5th" / "January 5".
+    text = re.sub(r"\b(\d{4})-(\d{2})-(\d{2})\b", lambda m: _date(
+        int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0)), text)
+    text = re.sub(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b", lambda m: _date(
+        int(m.group(3)), int(m.group(1)), int(m.group(2)), m.group(0)), text)
+    text = re.sub(rf"\b({'|'.join(_MONTHS)}) (\d{{1,2}})(?:st|nd|rd|th)?\b",
+                  lambda m: f"{m.group(1)} {num2words(int(m.group(2)), to='ordinal')}", text)
+    # Times: 3:30, 3:30 pm, 10:05 a.m. (already "a m" from the abbreviations).
+    text = re.sub(r"\b(\d{1,2}):(\d{2})(?: ?([AaPp]\.? ?[Mm]\.?)(?![A-Za-z]))?", _time, text)
+    # Ordinals, percentages, fractions, units.
+    text = re.sub(r"\b(\d+)(?:st|nd|rd|th)\b",
+                  lambda m: num2words(int(m.group(1)), to="ordinal"), text)
+    text = re.sub(rf"({_NUMBER}) ?%", lambda m: f"{_number(m.group(1))} percent", text)
+    text = re.sub(r"\b(\d+)/(\d+)\b", _fraction, text)
+    text = re.sub(rf"({_NUMBER}) ?({'|'.join(_UNITS)})\b",
+                  lambda m: f"{_number(m.group(1))} {_UNITS[m.group(2)]}", text)
+    text = re.sub(rf"({_NUMBER}) ?\u00b0 ?([CF])\b", lambda m: f"{_number(m.group(1))} degrees "
+                  + ("Celsius" if m.group(2) == "C" else "Fahrenheit"), text)
+    # Years: a lone four-digit number from 1100 to 2099 (not a count with a separator).
+    text = re.sub(r"(?<![\d,.$])\b(1[1-9]\d\d|20\d\d)\b(?![\d,.]\d)",
+                  lambda m: num2words(int(m.group(1)), to="year"), text)
+    # Any other number, with its sign when it has one ("-5", but not "pages 3-5").
+    text = re.sub(rf"(?<![\w-])-(?={_NUMBER})", "minus ", text)
+    text = re.sub(rf"(?<=\d)-(?=\d)", " to ", text)
+    text = re.sub(_NUMBER, lambda m: _number(m.group(0)), text)
+    for symbol, words in _SYMBOL_WORDS.items():
+        text = text.replace(symbol, words)
+    return text
+
+
+def _tidy(text: str) -> str:
+    text = re.sub(r"[ ]+", " ", text)
+    text = re.sub(r" ([,.;:!?])", r"\1", text)
+    text = re.sub(r",(?:[ ]*,)+", ",", text)          # pauses that met
+    text = re.sub(r"([.;:!?]),", r"\1", text)         # a pause after a stop
+    text = re.sub(r"^[ ,]+", "", text)
+    text = re.sub(r",([A-Za-z'])", r", \1", text)
+    return text.strip(" ,")
+
+
+def normalize_text(text: str) -> str:
+    """`text` in words the frontend can speak: ASCII letters, digits-free, basic punctuation.
+
+    Args:
+      text: str, any length (check_text bounds it afterwards), any Unicode.
+    Returns:
+      The normalized text (str); plain ASCII text without digits or symbols comes back
+      with only its whitespace and quotes changed.
+    Raises:
+      FrontendError: `text` is not a str; a character has no reading (named, with its
+        position in `text`); nothing is left to say (no letters).
+    """
+    if not isinstance(text, str):
+        raise FrontendError(f"text must be a str, got {type(text).__name__}")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _fold_characters(text)
+    text = _breaks(text)
+    text = _words_for_digits_and_symbols(text)
+    text = _tidy(text)
+    if not any(character.isalpha() for character in text):
+        raise FrontendError("nothing to say: the text has no words (only punctuation, "
+                            "spaces or line breaks)")
+    return text

@@ -1,0 +1,113 @@
+"""Text as people type and paste it: each real-world input with the words it is read as, or the
+one error it gets; every reading is then spoken by espeak-ng with phonemes the model knows."""
+
+import pytest
+
+from runtime.frontend import FrontendError, get_speaker, load_vocabulary, normalize_text, synthesize
+from runtime.frontend.text_check import check_text
+
+READINGS = [
+    # Files and pasted text: line endings, breaks, typography.
+    ("Hello world.\n", "Hello world."),                               # echo, any editor
+    ("Hello world.\r\n", "Hello world."),                             # Windows editors
+    ("Line one\r\nLine two\r\n", "Line one, Line two"),
+    ("First paragraph\n\nSecond paragraph.", "First paragraph. Second paragraph."),
+    ("It was late.\n\n\n  And dark.\n", "It was late. And dark."),
+    ("Roses are red\nViolets are blue", "Roses are red, Violets are blue"),
+    ("We\u2019re here.", "We're here."),
+    ("\u2018Single\u2019 and \u201cdouble\u201d quotes.", "'Single' and double quotes."),
+    ("He said \"hi\" and left.", "He said hi and left."),
+    ("\u201cQuote,\u201d she said \u2014 then left\u2026", "Quote, she said, then left..."),
+    ("Wait\u2026 what?", "Wait... what?"),
+    ("A well\u2010known fact.", "A well-known fact."),
+    ("pages 10\u201312", "pages ten - twelve"),
+    ("no\u00a0break\u00a0space and\u2009thin", "no break space and thin"),
+    ("zero\u200bwidth\ufeff and soft\u00adhyphen", "zerowidth and softhyphen"),
+    ("caf\u00e9, na\u00efve, r\u00e9sum\u00e9", "cafe, naive, resume"),
+    ("\ufb01ne \uff21\uff22\uff23", "fine ABC"),
+    ("(an aside) and [a note]", "an aside, and, a note"),
+    ("Tab\tseparated", "Tab separated"),
+    # Lists.
+    ("- milk\n- eggs\n- bread\n", "milk, eggs, bread"),
+    ("\u2022 one thing\n\u2022 another", "one thing, another"),
+    ("1. Buy milk\n2. Call mom", "one, Buy milk, two, Call mom"),
+    # Numbers.
+    ("Room 101", "Room one hundred and one"),
+    ("There were 1,234 people.", "There were one thousand, two hundred and thirty-four people."),
+    ("Pi is 3.14.", "Pi is three point one four."),
+    ("It was -5 outside.", "It was minus five outside."),
+    ("Pages 3-5.", "Pages three to five."),
+    ("The 21st century and the 3rd try.", "The twenty-first century and the third try."),
+    ("In 1999 we moved.", "In nineteen ninety-nine we moved."),
+    ("It's 50% off.", "It's fifty percent off."),
+    ("Add 1/2 cup and 3/4 spoon.", "Add one half cup and three quarters spoon."),
+    ("Call #5 now", "Call number five now"),
+    ("Version 2.0", "Version two point zero"),
+    # Currency, times, dates, units.
+    ("It costs $5.50.", "It costs five dollars and fifty cents."),
+    ("Only $1 today.", "Only one dollar today."),
+    ("A \u00a33 million deal", "A three million pounds deal"),
+    ("\u20ac20 each", "twenty euros each"),
+    ("Meet at 3:30 pm.", "Meet at three thirty p m."),
+    ("At 7:00 the show starts.", "At seven o'clock the show starts."),
+    ("By 10:05 a.m. we left.", "By ten oh five a m we left."),
+    ("Born on 2024-01-05.", "Born on January fifth, twenty twenty-four."),
+    ("On 12/25/2024 we rest.", "On December twenty-fifth, twenty twenty-four we rest."),
+    ("January 5th was cold.", "January fifth was cold."),
+    ("Run 5 km at 20\u00b0C.", "Run five kilometers at twenty degrees Celsius."),
+    # Abbreviations and symbols.
+    ("Dr. Smith met Mr. Jones on Main St.",
+     "Doctor Smith met Mister Jones on Main Street."),
+    ("St. Paul", "Saint Paul"),
+    ("Apples, pears, etc.", "Apples, pears, et cetera."),
+    ("Fruit, e.g. apples.", "Fruit, for example apples."),
+    ("Tom & Jerry", "Tom and Jerry"),
+    ("x = y + 2", "x equals y plus two"),
+    ("Email me @ home", "Email me at home"),
+    ("Kids vs. adults", "Kids versus adults"),
+    # espeak's raw phoneme input ("[[...]]") never reaches it: brackets are pauses.
+    ("[[h@l'oU]]", "h at l'oU"),
+]
+
+ERRORS = [
+    ("...", "nothing to say"),
+    ("?!", "nothing to say"),
+    ("   \n  \n", "nothing to say"),
+    ("\u201c\u201d", "nothing to say"),
+    ("Emoji \U0001F600 here", "unsupported character '\U0001F600' (GRINNING FACE) at position 6"),
+    ("\u4f60\u597d", "unsupported character '\u4f60' (CJK UNIFIED IDEOGRAPH-4F60) at position 0"),
+    ("Hello, \u041c\u0438\u0440", "(CYRILLIC CAPITAL LETTER EM) at position 7"),
+    ("a < b", "unsupported character '<' (LESS-THAN SIGN) at position 2"),
+    ("a > b", "unsupported character '>' (GREATER-THAN SIGN) at position 2"),
+]
+
+
+@pytest.mark.parametrize("text,reading", READINGS)
+def test_each_input_is_read_as_these_words(text, reading):
+    assert normalize_text(text) == reading
+    check_text(reading)  # only characters espeak is given
+    assert normalize_text(reading) == reading  # normalizing twice changes nothing
+
+
+@pytest.mark.parametrize("text,error", ERRORS)
+def test_what_cannot_be_said_is_one_error_naming_it(text, error):
+    with pytest.raises(FrontendError) as raised:
+        normalize_text(text)
+    assert error in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_there_are_at_least_forty_real_world_inputs():
+    assert len(READINGS) + len(ERRORS) >= 40
+
+
+def test_every_reading_is_spoken_with_phonemes_the_model_knows():
+    """espeak-ng says each reading (one synthesis of all of them, line by line) with no
+    phoneme outside the reference model's vocabulary."""
+    vocabulary = load_vocabulary("v2")
+    speaker = get_speaker("us_male_1")
+    unknown = set()
+    for _, reading in READINGS:
+        utterance = synthesize(reading, speaker)
+        assert utterance.phonemes, reading
+        unknown |= {span.symbol for span in utterance.phonemes if span.symbol not in vocabulary}
+    assert unknown == set()
