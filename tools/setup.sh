@@ -39,7 +39,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[test,eval,mutation]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[train,test,eval,mutation]"
 
 # The deviceless TPU compile check (tools/tpu_compile_check.py) needs libtpu, the TPU
 # compiler jax pins in its `tpu` extra; the converter-options test needs the converter's

@@ -17,6 +17,9 @@ from apps.cli.exit_codes import BAD_INPUT, EPILOG, INTERRUPTED, exit_code_of
 from apps.cli.quiet import import_tensorflow_quietly, native_stderr_silenced
 from protos.status import StatusError
 
+# The `train` extra (pyproject.toml): a base install (client and server) has none of them.
+TRAINING_STACK = ("jax", "jaxlib", "flax", "optax", "orbax")
+
 # In the order `soundstorm --help` lists them: train (and its data and samples), export, serve,
 # speak, measure, the codec's files.
 GROUPS = (training, exporting, serving, speech, measuring, codec)
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     verbose = args.verbose or bool(os.environ.get("SOUNDSTORM_VERBOSE"))
     if verbose:
         os.environ["SOUNDSTORM_VERBOSE"] = "1"
-    import_tensorflow_quietly()
+    if args.command == "serve":  # its stderr is not silenced: TF's import lines would show
+        import_tensorflow_quietly()
     try:
         # A server's operators want its libraries' lines; every other command prints its own.
         with native_stderr_silenced(enabled=not verbose and args.command != "serve"):
@@ -77,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"soundstorm {args.command}: error: {error}", file=sys.stderr)
         return BAD_INPUT
+    except ModuleNotFoundError as error:
+        if error.name and error.name.split(".")[0] in TRAINING_STACK:
+            print(f"soundstorm {args.command}: error: this command needs the training stack "
+                  f"({error.name} is not installed): pip install 'soundstorm[train]'",
+                  file=sys.stderr)
+            return BAD_INPUT
+        raise
     except KeyboardInterrupt:
         print(f"soundstorm {args.command}: interrupted", file=sys.stderr)
         return INTERRUPTED

@@ -26,8 +26,12 @@ def read_text_file(path: Path, what: str) -> str:
                          f"offset {error.start}); save it as UTF-8") from None
 
 
+# Relative to the working directory: a checkout's root holds the reference model there.
+DEFAULT_MODEL = Path("models/soundstorm")
+
+
 def add_client_options(parser) -> None:
-    parser.add_argument("--model", type=Path, default=Path("models/soundstorm"),
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
                         help="SavedModel to run in-process: a model base path or version folder "
                              "(default models/soundstorm, the committed reference model)")
     parser.add_argument("--server", default=None,
@@ -45,12 +49,31 @@ def add_client_options(parser) -> None:
 
 
 def client_from_args(args):
+    """The client the options ask for. An embedded model's folder is checked before
+    TensorFlow is imported (seconds), so a wrong path fails at once."""
     import os
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not args.server:
+        check_model_dir(args.model)
     from runtime.client import Client
     if args.server:
         return Client(args.server, args.model_name, deadline_seconds=args.deadline)
     return Client.embedded(args.model)
+
+
+def check_model_dir(model: Path) -> None:
+    """NOT_FOUND (exit 3) naming the folder and saying how to point at a model, unless
+    `model` holds a SavedModel (a version folder or a model base path)."""
+    from protos.status import StatusError, not_found
+    from runtime.savedmodel.layout import find_version_dir
+    try:
+        find_version_dir(model)
+    except StatusError as error:
+        default = "the default, " if model == DEFAULT_MODEL else ""
+        raise not_found(f"{error.message} ({default}relative to {Path.cwd()}): pass --model "
+                        "PATH, a SoundStorm SavedModel version folder or model base path (a "
+                        "checkout holds the reference model in models/soundstorm), or --server "
+                        "HOST:PORT") from None
 
 
 def _add_synthesize(subparsers) -> None:
