@@ -569,8 +569,9 @@ class _FakeServable:
 
     def __init__(self, name, version, path, *session_threads):
         self.loads.append(version)
+        self.session_threads = session_threads
         if (Path(path) / "corrupt").exists():
-            raise ValueError(f"version {version} is corrupt")
+            raise ValueError(f"version {version} is corrupt\nsecond line of the cause")
         self.name, self.version, self.path = name, version, Path(path)
 
     def warm_up(self):
@@ -612,6 +613,122 @@ def _versions(base, *versions, corrupt=()):
 
 def _states(manager, name="m"):
     return {s.version: s.state for s in manager.status(name)}
+
+
+def test_the_manager_checks_its_config_and_keeps_tf_servings_defaults():
+    """ModelServerConfig checks (a config other than a model list, unnamed or duplicate
+    models); the defaults are TF Serving's (--load_retry_interval_micros 60 s, TensorFlow's
+    own thread counts)."""
+    import inspect
+    from runtime.serving.manager import ModelManager, check_config
+    for config, message in (
+            (model_server_config_pb2.ModelServerConfig(), "only model_config_list"),
+            (_model_config("/m"), None)):
+        if message is None:
+            check_config(config)
+            continue
+        with pytest.raises(StatusError, match=message):
+            check_config(config)
+    twice = _model_config("/a")
+    twice.model_config_list.config.add(name="m", base_path="/b")
+    with pytest.raises(StatusError, match="model names must be non-empty and unique"):
+        check_config(twice)
+    defaults = {name: parameter.default for name, parameter in
+                inspect.signature(ModelManager).parameters.items()}
+    assert defaults["load_retry_interval_s"] == 60.0 and defaults["session_threads"] == (0, 0)
+    assert defaults["max_num_load_retries"] == 5
+
+
+def test_each_load_gets_the_session_threads_and_logs_one_line(tmp_path, fake_loads):
+    from runtime.serving.manager import ModelManager
+    base = tmp_path / "m"
+    _versions(base, 1, 2, corrupt=(2,))
+    lines = []
+    manager = ModelManager(_model_config(base, all_versions=True), log=lines.append,
+                           load_retry_interval_s=0, max_num_load_retries=0, warm_up=False,
+                           session_threads=(3, 2))
+    manager.poll()
+    assert manager.resolve("m", 1).session_threads == (3, 2)
+    assert "m version 1 available (0 warm-up requests, 0.0 s)" in lines
+    failed = [line for line in lines if "failed" in line]
+    assert failed == ["Loading servable: {name: m version: 2} failed: ValueError: version 2 is "
+                      "corrupt"]  # the first line of the cause only
+    assert ModelManager(_model_config(base), log=lines.append).session_threads == (0, 0)
+
+
+def test_a_poll_interval_of_0_never_polls_again(tmp_path, fake_loads):
+    """--file_system_poll_wait_seconds=0: the versions found at start only (server.h)."""
+    from runtime.serving.manager import ModelManager
+    base = tmp_path / "m"
+    _versions(base, 1)
+    manager = ModelManager(_model_config(base), log=lambda message: None)
+    manager.poll()
+    manager.start_polling(0)
+    _versions(base, 2)
+    time.sleep(0.3)
+    assert manager._thread is None and manager.available() == {"m": [1]}
+    manager.start_polling(0.05)
+    _wait(lambda: manager.available() == {"m": [2]})
+    manager.stop()
+
+
+def test_a_failed_version_whose_folder_comes_back_fixed_is_loaded(tmp_path, fake_loads):
+    from runtime.serving.manager import ModelManager
+    base = tmp_path / "m"
+    _versions(base, 1, 2, corrupt=(2,))
+    manager = ModelManager(_model_config(base, all_versions=True), log=lambda message: None,
+                           load_retry_interval_s=0, max_num_load_retries=0)
+    manager.poll()
+    assert _states(manager) == {1: AVAILABLE, 2: END}
+    manager.poll()
+    assert fake_loads.count(2) == 1  # a failed version is not retried while it is there
+    shutil.rmtree(base / "2")
+    manager.poll()  # gone: forgotten
+    _versions(base, 2)
+    manager.poll()
+    assert _states(manager) == {1: AVAILABLE, 2: AVAILABLE}
+
+
+def test_labels_go_only_to_available_versions_each_one_checked(tmp_path, fake_loads):
+    """UpdateModelVersionLabelMap (server_core.cc): every label of the config is checked; a
+    failed (END) version takes none; with the allowance, a new label may name a version not
+    loaded yet, but an existing label is never moved to one."""
+    from runtime.serving.manager import ModelManager
+    base = tmp_path / "m"
+    _versions(base, 1, 2, 3, corrupt=(2,))
+    manager = ModelManager(_model_config(base, all_versions=True), log=lambda message: None,
+                           load_retry_interval_s=0, max_num_load_retries=0)
+    manager.poll()
+    for labels in ({"a": 1, "b": 9}, {"a": 2}):  # b on a missing version; a on a failed one
+        with pytest.raises(StatusError, match="which is not currently available") as refused:
+            manager.reload_config(_model_config(base, all_versions=True, **labels))
+        assert refused.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    allowing = ModelManager(_model_config(base, all_versions=True), log=lambda message: None,
+                            allow_version_labels_for_unavailable_models=True,
+                            load_retry_interval_s=0, max_num_load_retries=0)
+    allowing.poll()
+    allowing.reload_config(_model_config(base, all_versions=True, stable=3, canary=7))
+    with pytest.raises(StatusError, match="label to version 2 of model m"):  # 2 failed
+        allowing.reload_config(_model_config(base, all_versions=True, stable=2, canary=7))
+    assert allowing.resolve("m", label="stable").version == 3
+
+
+def test_a_reload_that_moves_or_drops_a_model_unloads_its_old_versions(tmp_path, fake_loads):
+    from runtime.serving.manager import ModelManager
+    first, second = tmp_path / "b", tmp_path / "a"  # the new base path sorts first
+    _versions(first, 1)
+    _versions(second, 5)
+    manager = ModelManager(_model_config(first), log=lambda message: None)
+    manager.poll()
+    old = manager._models["m"]
+    manager.reload_config(_model_config(second))
+    assert manager.available() == {"m": [5]}
+    assert old.versions[1].state == END and old.versions[1].servable is None  # released
+    moved = manager._models["m"]
+    manager.reload_config(model_server_config_pb2.ModelServerConfig(
+        model_config_list=model_server_config_pb2.ModelConfigList()))
+    assert manager.available() == {}
+    assert moved.versions[5].state == END and moved.versions[5].servable is None
 
 
 def test_a_version_folder_is_loaded_from_its_own_name(tmp_path, fake_loads):

@@ -254,10 +254,6 @@ EQUIVALENT_MUTANTS = (
      "-> list:",
      "an annotation, never evaluated (from __future__ import annotations)"),
     ("runtime/client/backends.py",
-     "if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == self.retries:",
-     "if error.code() != grpc.StatusCode.UNAVAILABLE or attempt >= self.retries:",
-     "attempt runs over range(retries + 1), so it never exceeds retries: == and >= agree"),
-    ("runtime/client/backends.py",
      "def __init__(self, target: str, model_name: str = \"soundstorm\", *, version: int | None = None,",
      "def __init__(self, target: str, model_name: str = \"soundstorm\", *, version: int & None = None,",
      "an annotation: with `from __future__ import annotations` it is never evaluated"),
@@ -270,14 +266,37 @@ EQUIVALENT_MUTANTS = (
      "return model_contract_pb2.ModelContract.FromString(bytes(outputs[\"contract\"][ -1]))",
      "a one-element probe gets one contract: its first is its last"),
     ("runtime/client/backends.py",
-     "root_certificates: bytes | None = None,",
-     "root_certificates: bytes & None = None,",
+     "retries: int = DEFAULT_RETRIES, root_certificates: bytes | None = None,",
+     "retries: int = DEFAULT_RETRIES, root_certificates: bytes & None = None,",
      "an annotation: with `from __future__ import annotations` it is never evaluated"),
-    ("runtime/client/backends.py",
-     "for attempt in range(self.retries + 1):",
-     "for attempt in range(self.retries + 2):",
-     "the last allowed attempt (attempt == retries) raises inside the loop, so a longer "
-     "range is never reached"),
+    *(("runtime/serving/manager.py", line, line.replace("int | None", "int & None"),
+       "an annotation: with `from __future__ import annotations` it is never evaluated")
+      for line in ("def status(self, name: str, version: int | None = None",
+                   "def resolve(self, name: str, version: int | None = None, label: str = \"\") "
+                   "-> Servable:")),
+    ("runtime/serving/manager.py",
+     "if len(set(names)) != len(names) or not all(names):",
+     "if len(set(names)) < len(names) or not all(names):",
+     "a set of the names is never longer than the list: != and < agree"),
+    *(("runtime/serving/manager.py", before, after,
+       "END is the last ModelVersionStatus state (50): >= END is == END")
+      for before, after in (
+          ("failed = {v for v, r in entry.versions.items() if r.state == State.END and r.error}",
+           "failed = {v for v, r in entry.versions.items() if r.state >= State.END and r.error}"),
+          ("if r.state == State.END and r.error and v not in on_disk]:",
+           "if r.state >= State.END and r.error and v not in on_disk]:"))),
+    *(("runtime/serving/manager.py", before, after,
+       "loads are synchronous in the polling thread, so after them no record is START or "
+       "LOADING, the only states below AVAILABLE")
+      for before, after in (
+          ("if any(entry.versions.get(v) and entry.versions[v].state == State.AVAILABLE",
+           "if any(entry.versions.get(v) and entry.versions[v].state <= State.AVAILABLE"),
+          ("if version not in aspired and record.state == State.AVAILABLE:",
+           "if version not in aspired and record.state <= State.AVAILABLE:"))),
+    ("runtime/serving/manager.py",
+     "if self._stop.wait(max(self.load_retry_interval_s, 0)) or not path.is_dir():",
+     "if self._stop.wait(max(self.load_retry_interval_s, -1)) or not path.is_dir():",
+     "Event.wait returns at once for a negative timeout, as for 0"),
 )
 
 
