@@ -308,16 +308,8 @@ class Client:
         """Audio window by window, each yielded as soon as it is decoded (streaming).
 
         Args:
-          text: what to say (normalized; see text_to_semantic), or None with semantic_tokens.
-          voice: the voice prompt (voice_prompt).
-          semantic_tokens: int [tokens] instead of text, ids in [0, contract.semantic.
-            unknown_id].
-          seed: sampling seed, an integer in [0, 2147483647] (default 0); window k of
-            long-form audio uses seed + k, wrapped into that range (runtime/client/seeds.py).
-          temperature: sampling temperature of the first level, > 0; default the model's
-            (contract.default_temperature).
-          choice_temperature: the annealed noise of MaskGIT's choice of tokens to keep,
-            >= 0; default the model's (contract.default_choice_temperature).
+          text, voice, semantic_tokens, seed, temperature, choice_temperature: as for
+            synthesize.
           timings: a Timings to add this call's times to (optional).
         Returns:
           An iterator of float32 [samples] audio chunks at `sample_rate`, one per window;
@@ -373,7 +365,8 @@ class Client:
         Args:
           text: what to say (normalized; see text_to_semantic), or None with semantic_tokens.
           voice: the voice prompt (voice_prompt).
-          semantic_tokens: int [tokens] instead of text.
+          semantic_tokens: int [tokens] instead of text, ids in [0, contract.semantic.
+            unknown_id].
           seed: sampling seed, an integer in [0, 2147483647] (default 0); window k of
             long-form audio uses seed + k, wrapped into that range (runtime/client/seeds.py).
           temperature: sampling temperature of the first level, > 0; default the model's
