@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.client.client import Client
+from soundstorm.runtime.client.client import Client
 
 # Read in a loop until the text is long enough.
 PASSAGE = ("The quick brown fox jumps over the lazy dog. Please bring eleven shells to the small "

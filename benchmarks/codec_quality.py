@@ -24,11 +24,11 @@ import statistics
 
 import numpy as np
 
-from runtime.codec import LyraCodec, to_mono
-from runtime.frontend import get_speaker, synthesize
-from apps.corpus.build import CorpusConfig, plan
+from soundstorm.runtime.codec import LyraCodec, to_mono
+from soundstorm.runtime.frontend import get_speaker, synthesize
+from soundstorm.apps.corpus.build import CorpusConfig, plan
 from soundstorm.decoding import paper_schedule
-from apps.evaluation import (SpeechRecognizer, character_error_rate, mel_cepstral_distortion,
+from soundstorm.apps.evaluation import (SpeechRecognizer, character_error_rate, mel_cepstral_distortion,
                                    word_error_rate)
 
 LEVEL_CHOICES = (8, 12, 16, 24, 30, 46)

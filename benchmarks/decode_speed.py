@@ -20,7 +20,7 @@ import time
 import jax
 import numpy as np
 
-from apps.bench.measure import forward_flops, matmul_peak_flops, median_seconds
+from soundstorm.apps.bench.measure import forward_flops, matmul_peak_flops, median_seconds
 from soundstorm.config import get_preset
 from soundstorm.decoding import DecodingConfig, check_decode_inputs, decode
 from soundstorm.model import init_params

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from apps.bench.export_timing import ensure_run, random_request, run_child, timed
+from soundstorm.apps.bench.export_timing import ensure_run, random_request, run_child, timed
 
 
 def child_jax(workdir: str, seconds: float, loop: str, repeats: int) -> dict:
@@ -68,8 +68,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from export import ExportConfig, export_savedmodel
-    from export.modules import modules_of_saved_model
+    from soundstorm.export import ExportConfig, export_savedmodel
+    from soundstorm.export.modules import modules_of_saved_model
     workdir = ensure_run(args.workdir)
     # A throwaway export first: the first one in a process also pays for imports and
     # first-time tracing, which would otherwise be charged to whichever loop goes first.

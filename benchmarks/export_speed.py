@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.bench.export_timing import PROMPT_SECONDS, ensure_run, random_request, run_child, timed
+from soundstorm.apps.bench.export_timing import PROMPT_SECONDS, ensure_run, random_request, run_child, timed
 
 
 
@@ -33,7 +33,7 @@ def child_steady(model_dir: str, workdir: str, seconds: float, repeats: int) -> 
     """JAX vs SavedModel, alternating, in this (fresh) process."""
     import jax
     import tensorflow as tf
-    from export.signatures import GENERATE_INPUTS
+    from soundstorm.export.signatures import GENERATE_INPUTS
     from soundstorm.decoding import DecodingConfig, check_decode_inputs, decode
     from soundstorm.run_dir import RunDirectory
 
@@ -83,7 +83,7 @@ def _logits_difference(config, params, loaded, inputs) -> tuple[float, float]:
 
 def child_first_call(model_dir: str, workdir: str, seconds: float, warm_up: bool) -> dict:
     """Load, optionally replay the warm-up records (as a server does), then time one request."""
-    from runtime.savedmodel.servable import Servable
+    from soundstorm.runtime.savedmodel.servable import Servable
     from soundstorm.run_dir import RunDirectory
 
     config, _ = RunDirectory(Path(workdir)).read_config()
@@ -111,7 +111,7 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    from export import ExportConfig, export_savedmodel
+    from soundstorm.export import ExportConfig, export_savedmodel
     workdir = ensure_run(args.workdir)
     base = Path(tempfile.mkdtemp(prefix="export-bench-"))
     export_config = ExportConfig(max_seconds=args.seconds, bucket_seconds=(args.seconds,),

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from soundstorm import autoregressive
-from apps.bench.measure import median_seconds
+from soundstorm.apps.bench.measure import median_seconds
 from soundstorm.config import get_preset
 from soundstorm.decoding import DecodingConfig, check_decode_inputs, decode
 from soundstorm.model import init_params

@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 
-from runtime.frontend import SPEAKERS, espeak_version, synthesize
-from runtime.frontend.english_text import SENTENCES
-from runtime.frontend.semantic import lost_spans
+from soundstorm.runtime.frontend import SPEAKERS, espeak_version, synthesize
+from soundstorm.runtime.frontend.english_text import SENTENCES
+from soundstorm.runtime.frontend.semantic import lost_spans
 
 DEFAULT_RATES_HZ = (12.5, 25.0, 50.0)
 DURATION_PERCENTILES = (1, 5, 50)

@@ -22,9 +22,9 @@ import platform
 import time
 from pathlib import Path
 
-from apps.bench import soak
-from export.contract import read_contract
-from runtime.savedmodel.layout import find_version_dir
+from soundstorm.apps.bench import soak
+from soundstorm.export.contract import read_contract
+from soundstorm.runtime.savedmodel.layout import find_version_dir
 
 
 def main() -> None:

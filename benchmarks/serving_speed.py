@@ -26,9 +26,9 @@ import tempfile
 from pathlib import Path
 
 
-from apps.bench.config import BATCHING
-from apps.bench.export_timing import ensure_run, random_request
-from apps.bench.measure import alternating_medians, concurrent_throughput
+from soundstorm.apps.bench.config import BATCHING
+from soundstorm.apps.bench.export_timing import ensure_run, random_request
+from soundstorm.apps.bench.measure import alternating_medians, concurrent_throughput
 
 CLIENTS = (1, 4, 16)
 
@@ -50,9 +50,9 @@ def main() -> None:
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    from export import ExportConfig, export_savedmodel
-    from runtime.serving.batching import BatchingOptions
-    from runtime.serving.server import ModelServer, ServerOptions, single_model_config
+    from soundstorm.export import ExportConfig, export_savedmodel
+    from soundstorm.runtime.serving.batching import BatchingOptions
+    from soundstorm.runtime.serving.server import ModelServer, ServerOptions, single_model_config
     from soundstorm.run_dir import RunDirectory
 
     workdir = ensure_run(args.workdir)

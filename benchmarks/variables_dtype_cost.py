@@ -35,9 +35,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from runtime.client import Client
+    from soundstorm.runtime.client import Client
     from soundstorm.data.loader import SpeechCorpus, pick_prompt
-    from apps.evaluation.harness import SAMPLE_RATE, espeak, spread_over_sentences
+    from soundstorm.apps.evaluation.harness import SAMPLE_RATE, espeak, spread_over_sentences
 
     clients = {"float32": Client.embedded(args.float32), "bfloat16": Client.embedded(args.bfloat16)}
     examples = SpeechCorpus(args.data).examples(args.split)

@@ -15,11 +15,11 @@ import argparse
 import statistics
 from pathlib import Path
 
-from runtime.codec import to_mono
-from runtime.frontend import VARIANTS, Speaker, synthesize
-from runtime.frontend.errors import FrontendError
-from apps.corpus.build import CorpusConfig, split_texts
-from apps.evaluation import SpeechRecognizer, word_error_rate
+from soundstorm.runtime.codec import to_mono
+from soundstorm.runtime.frontend import VARIANTS, Speaker, synthesize
+from soundstorm.runtime.frontend.errors import FrontendError
+from soundstorm.apps.corpus.build import CorpusConfig, split_texts
+from soundstorm.apps.evaluation import SpeechRecognizer, word_error_rate
 
 VARIANT_DIRS = ("/usr/lib/x86_64-linux-gnu/espeak-ng-data/voices/!v",
                 "/usr/lib/aarch64-linux-gnu/espeak-ng-data/voices/!v",

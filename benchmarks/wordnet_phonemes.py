@@ -19,8 +19,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from runtime.frontend import ENGLISH_VOICES, load_vocabulary
-from apps.corpus.wordnet_text import example_sentences, words
+from soundstorm.runtime.frontend import ENGLISH_VOICES, load_vocabulary
+from soundstorm.apps.corpus.wordnet_text import example_sentences, words
 
 STRESS_MARKS = "',="
 PAUSES = {"_:", "_!", "_|", "_", "||", "|"}

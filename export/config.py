@@ -12,7 +12,7 @@ import re
 
 from jax import export as jax_export
 
-from runtime.savedmodel.layout import MAX_WARMUP_RECORDS
+from soundstorm.runtime.savedmodel.layout import MAX_WARMUP_RECORDS
 from soundstorm.config import ConfigError, SoundStormConfig
 from soundstorm.decoding import DecodingConfig, paper_schedule
 from soundstorm.validation import InputError

@@ -10,9 +10,9 @@ import jax
 import tensorflow as tf
 from google.protobuf import json_format
 
-from export.config import DEFAULT_SIGNATURE, ResolvedExport
-from protos import model_contract_pb2
-from runtime.savedmodel.layout import ASSETS_EXTRA, ModelNotFoundError
+from soundstorm.export.config import DEFAULT_SIGNATURE, ResolvedExport
+from soundstorm.protos import model_contract_pb2
+from soundstorm.runtime.savedmodel.layout import ASSETS_EXTRA, ModelNotFoundError
 from soundstorm.config import ConfigError
 
 # In assets.extra/ of every export, beside TF Serving's warm-up records.

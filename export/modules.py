@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tensorflow.core.protobuf import saved_model_pb2
 
-from runtime.savedmodel.layout import SAVED_MODEL_FILE
+from soundstorm.runtime.savedmodel.layout import SAVED_MODEL_FILE
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.contract import read_contract
+from soundstorm.export.contract import read_contract
 from soundstorm.config import SoundStormConfig
 
 

@@ -19,16 +19,16 @@ from typing import Callable
 import jax
 import tensorflow as tf
 
-from export.config import DEFAULT_SIGNATURE, ExportConfig, ExportError, ResolvedExport
-from export.contract import (CONTRACT_FILE, CONTRACT_JSON_FILE, build_contract,
+from soundstorm.export.config import DEFAULT_SIGNATURE, ExportConfig, ExportError, ResolvedExport
+from soundstorm.export.contract import (CONTRACT_FILE, CONTRACT_JSON_FILE, build_contract,
                              check_token_contract, contract_json)
-from export.modules import modules_of_concrete_function
-from export.signatures import SoundStormModule
-from export.warmup import warmup_logs, write_warmup
-from runtime.savedmodel.layout import ASSETS_EXTRA, WARMUP_FILE, versions_on_disk
+from soundstorm.export.modules import modules_of_concrete_function
+from soundstorm.export.signatures import SoundStormModule
+from soundstorm.export.warmup import warmup_logs, write_warmup
+from soundstorm.runtime.savedmodel.layout import ASSETS_EXTRA, WARMUP_FILE, versions_on_disk
 from soundstorm.run_dir import RunDirectory
 
-from export.tpu import TPU_FUNCTION_ALIAS, write_tpu_files
+from soundstorm.export.tpu import TPU_FUNCTION_ALIAS, write_tpu_files
 
 
 def _resolve_version(model_dir: Path, version: int | None) -> int:

@@ -15,8 +15,8 @@ import numpy as np
 import tensorflow as tf
 from jax.experimental import jax2tf
 
-from export import checks
-from export.config import ResolvedExport
+from soundstorm.export import checks
+from soundstorm.export.config import ResolvedExport
 from soundstorm.config import SoundStormConfig
 from soundstorm.decoding import DecodingConfig, decode
 from soundstorm.model import SoundStorm, frame_mask_from_lengths

@@ -20,9 +20,9 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from export.warmup import tpu_warmup_logs, write_warmup
-from protos import model_contract_pb2
-from runtime.savedmodel.layout import (ASSETS_EXTRA, TPU_CONVERTER_OPTIONS_FILE, TPU_WARMUP_FILE,
+from soundstorm.export.warmup import tpu_warmup_logs, write_warmup
+from soundstorm.protos import model_contract_pb2
+from soundstorm.runtime.savedmodel.layout import (ASSETS_EXTRA, TPU_CONVERTER_OPTIONS_FILE, TPU_WARMUP_FILE,
                                        WARMUP_FILE)
 
 # The alias the converter is pointed at (the name Google's converter guide uses).

@@ -15,7 +15,7 @@ import time
 import jax
 from jax.experimental import topologies
 
-from export.stablehlo import argument_specs
+from soundstorm.export.stablehlo import argument_specs
 
 # HBM of a TPU v4 chip (Google Cloud, "TPU v4" system architecture: 32 GiB of HBM2),
 # shared by its two TensorCores. This topology description lists 8 devices for the 4 chips

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from protos import model_contract_pb2
+from soundstorm.protos import model_contract_pb2
 
 
 def warmup_inputs(contract: model_contract_pb2.ModelContract, frames: int,

@@ -1,7 +1,7 @@
 """Regenerates the Python code of the project's protos with the pinned grpcio-tools.
 
-    python -m protos.generate            # rewrite protos/*_pb2.py
-    python -m protos.generate --out DIR  # write elsewhere (the currency test does)
+    python -m soundstorm.protos.generate            # rewrite protos/*_pb2.py
+    python -m soundstorm.protos.generate --out DIR  # write elsewhere (the currency test does)
 
 The generated files are committed; tests/test_protos.py fails when they are
 stale. grpcio-tools is pinned in pyproject.toml so the output is reproducible.
@@ -19,17 +19,34 @@ PROTO_FILES = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "prot
 
 
 def generate(out: Path) -> list[Path]:
+    """Writes protos/*_pb2.py(i) under `out`. The modules are generated as
+    soundstorm.protos.* (their import name, pyproject.toml's package-dir), from a temporary
+    tree where protos/ appears as soundstorm/protos/."""
+    import shutil
+    import tempfile
     out.mkdir(parents=True, exist_ok=True)
-    # A child process: grpc_tools' protoc crashes inside a process that has TensorFlow's
-    # protobuf runtime loaded (as the test process has).
-    done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{ROOT}",
-                           f"--python_out={out}", f"--pyi_out={out}",
-                           *(str(ROOT / name) for name in PROTO_FILES)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"protoc failed ({done.returncode}): {done.stderr.strip()}")
-    return [out / name.replace(".proto", suffix)
-            for name in PROTO_FILES for suffix in ("_pb2.py", "_pb2.pyi")]
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        (scratch / "soundstorm").mkdir()
+        (scratch / "soundstorm" / "protos").symlink_to(ROOT / "protos")
+        generated = scratch / "out"
+        generated.mkdir()
+        # A child process: grpc_tools' protoc crashes inside a process that has TensorFlow's
+        # protobuf runtime loaded (as the test process has).
+        done = subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{scratch}",
+                               f"--python_out={generated}", f"--pyi_out={generated}",
+                               *(f"soundstorm/{name}" for name in PROTO_FILES)],
+                              capture_output=True, text=True, cwd=scratch)
+        if done.returncode != 0:
+            raise RuntimeError(f"protoc failed ({done.returncode}): {done.stderr.strip()}")
+        written = []
+        for name in PROTO_FILES:
+            for suffix in ("_pb2.py", "_pb2.pyi"):
+                target = out / name.replace(".proto", suffix)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(generated / "soundstorm" / name.replace(".proto", suffix), target)
+                written.append(target)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:

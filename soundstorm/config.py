@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from protos.status import StatusError
+from soundstorm.protos.status import StatusError
 
 
 class ConfigError(StatusError, ValueError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from protos.status import StatusError
+from soundstorm.protos.status import StatusError
 
 
 class InputError(StatusError, ValueError):

@@ -75,15 +75,15 @@ OTHER_SPEECH_TEXT = "Please bring eleven shells to the small basket before dinne
 
 @pytest.fixture(scope="session")
 def lyra():
-    from runtime.codec import LyraCodec
+    from soundstorm.runtime.codec import LyraCodec
     return LyraCodec()
 
 
 @pytest.fixture(scope="session")
 def speech():
     """16 kHz float32 speech of SPEECH_TEXT and of OTHER_SPEECH_TEXT, one voice."""
-    from runtime.codec import to_mono
-    from runtime.frontend import get_speaker, synthesize
+    from soundstorm.runtime.codec import to_mono
+    from soundstorm.runtime.frontend import get_speaker, synthesize
     speaker = get_speaker(sorted(_speaker_names())[0])
     waves = []
     for text in (SPEECH_TEXT, OTHER_SPEECH_TEXT):
@@ -93,7 +93,7 @@ def speech():
 
 
 def _speaker_names():
-    from runtime.frontend import SPEAKERS
+    from soundstorm.runtime.frontend import SPEAKERS
     return SPEAKERS.keys()
 
 
@@ -105,7 +105,7 @@ TINY_CORPUS = dict(num_sentences=3, num_heldout_sentences=2, num_speakers=2,
 @pytest.fixture(scope="session")
 def tiny_corpus_dir(tmp_path_factory):
     """A corpus of 3 + 2 sentences x 2 + 1 speakers, built once."""
-    from apps.corpus.build import CorpusConfig, build_corpus
+    from soundstorm.apps.corpus.build import CorpusConfig, build_corpus
 
     def build(folder):
         build_corpus(folder / "corpus", CorpusConfig(**TINY_CORPUS), progress=False)
@@ -121,7 +121,7 @@ SERVING_EXPORT = dict(max_seconds=0.64, max_prompt_seconds=0.16, bucket_seconds=
 @pytest.fixture(scope="session")
 def served_version(request, tmp_path_factory):
     """The memorising tiny model exported once for serving tests: its version folder."""
-    from export import ExportConfig, export_savedmodel
+    from soundstorm.export import ExportConfig, export_savedmodel
 
     def build(folder):
         workdir = request.getfixturevalue("trained_tiny")[0]
@@ -138,7 +138,7 @@ CLIENT_EXPORT = ["--max-seconds", "1.28", "--prompt-seconds", "0.4", "--buckets"
 @pytest.fixture(scope="session")
 def speech_model(request, tmp_path_factory):
     """A tiny model trained briefly on the tiny speech corpus, exported: its base path."""
-    from apps.cli.main import main
+    from soundstorm.apps.cli.main import main
 
     def build(root):
         corpus = request.getfixturevalue("tiny_corpus_dir")

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from apps.evaluation.asr import (RecognizerError, SpeechRecognizer, character_error_rate,
+from soundstorm.apps.evaluation.asr import (RecognizerError, SpeechRecognizer, character_error_rate,
                                        model_dir, normalise, word_error_rate)
-from apps.evaluation.harness import SAMPLE_RATE
+from soundstorm.apps.evaluation.harness import SAMPLE_RATE
 
 KNOWN_TEXT = "Please bring eleven shells to the small basket before dinner."
 
@@ -75,7 +75,7 @@ def test_decoding_is_greedy_deterministic_whole_clip_at_whispers_rate(monkeypatc
     VAD, no timestamps, CTranslate2's own thread count."""
     import faster_whisper
     import numpy as np
-    from apps.evaluation import asr
+    from soundstorm.apps.evaluation import asr
     calls = {}
 
     class Recorder:

@@ -7,14 +7,14 @@ import jax
 import pytest
 import soundfile
 
-from apps.bench.config import SECTIONS, BenchConfig
-from apps.bench.measure import decode_flops, forward_flops
-from apps.bench.peer import INSTALL, forward_passes
-from apps.bench.suite import run_bench
-from apps.cli.main import main
+from soundstorm.apps.bench.config import SECTIONS, BenchConfig
+from soundstorm.apps.bench.measure import decode_flops, forward_flops
+from soundstorm.apps.bench.peer import INSTALL, forward_passes
+from soundstorm.apps.bench.suite import run_bench
+from soundstorm.apps.cli.main import main
 from soundstorm.config import PRESETS
 from soundstorm.decoding import DecodingConfig
-from apps.evaluation.harness import SAMPLE_RATE, espeak
+from soundstorm.apps.evaluation.harness import SAMPLE_RATE, espeak
 from soundstorm.model import init_params
 from soundstorm.validation import InputError
 
@@ -64,7 +64,7 @@ def test_savedmodel_and_jax_decode_the_same_tokens(bench):
 def test_autoregressive_makes_one_pass_per_generated_token(bench, speech_model):
     (row,) = bench[0]["autoregressive"].values
     # 1.2 s total, 0.4 s prompt, at 50 frames/s: 40 generated frames x every level.
-    from runtime.client import Client
+    from soundstorm.runtime.client import Client
     levels = Client.embedded(speech_model).contract.acoustic.num_levels
     assert row["ar_passes"] == 40 * levels
     assert row["passes"] == sum(DecodingConfig.paper(

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import pytest
 
+from soundstorm import folder_module
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -355,7 +357,8 @@ def imports_of(path: Path, module: str) -> set[str]:
                 base = ".".join(parts + ([base] if base else []))
             # `from a import *` gives a.*, which falls back to a too.
             names.update(f"{base}.{alias.name}" if base else alias.name for alias in node.names)
-    return names
+    # soundstorm.runtime.client is the checkout's runtime/client (soundstorm/__init__.py).
+    return {folder_module(name) for name in names}
 
 
 def owner_of(name: str, table: dict[str, str]) -> tuple[str, str] | None:

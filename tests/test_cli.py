@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from apps.cli.main import main
+from soundstorm.apps.cli.main import main
 
 
 def test_train_on_a_corpus_then_sample_from_it(tiny_corpus_dir, tmp_path, capsys):
@@ -55,7 +55,7 @@ def test_export_writes_a_version_and_refuses_to_overwrite_it(trained_tiny, tmp_p
 
 
 def test_export_records_the_sampling_defaults_it_is_given(trained_tiny, tmp_path, capsys):
-    from export.contract import read_contract
+    from soundstorm.export.contract import read_contract
     args = ["export", "--workdir", str(trained_tiny[0]), "--base-path", str(tmp_path),
             "--max-seconds", "0.64", "--prompt-seconds", "0.16", "--buckets", "0.64",
             "--platforms", "cpu", "--default-temperature", "0.7",

@@ -8,12 +8,12 @@ import grpc
 import numpy as np
 import pytest
 
-from protos import model_contract_pb2
-from runtime.client import (Client, ClientError, VoicePrompt, parse_transcript, read_audio,
+from soundstorm.protos import model_contract_pb2
+from soundstorm.runtime.client import (Client, ClientError, VoicePrompt, parse_transcript, read_audio,
                             write_audio)
-from runtime.client import backends
-from runtime.serving.server import ModelServer, ServerOptions, single_model_config
-from apps.cli.main import main
+from soundstorm.runtime.client import backends
+from soundstorm.runtime.serving.server import ModelServer, ServerOptions, single_model_config
+from soundstorm.apps.cli.main import main
 from tests.conftest import OTHER_SPEECH_TEXT, SPEECH_TEXT
 
 @pytest.fixture(scope="module")
@@ -137,7 +137,7 @@ def test_bad_inputs_are_clear_errors(client, voice, voice_file, tmp_path):
     with pytest.raises(ClientError, match="nothing to say") as caught:
         client.synthesize("?!", voice)
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
-    from runtime.frontend import FrontendError
+    from soundstorm.runtime.frontend import FrontendError
     assert isinstance(caught.value.__cause__, FrontendError)
     with pytest.raises(ClientError, match=r"unsupported character .* at position 6"):
         client.synthesize("Emoji \U0001F600", voice)
@@ -198,7 +198,7 @@ def test_synthesize_command_writes_a_wav_and_fails_cleanly(speech_model, voice_f
 def test_every_seed_the_cli_accepts_works_end_to_end(speech_model, voice_file, tmp_path, capsys):
     """The largest seed, with windows and turns after it (seed + k wraps into the range), and
     seeds outside the range refused at parse time (usage, exit 2) naming the range."""
-    from runtime.client.seeds import MAX_SEED, derived_seed
+    from soundstorm.runtime.client.seeds import MAX_SEED, derived_seed
     assert derived_seed(MAX_SEED, 1) == 0 and derived_seed(5, 2) == 7
     common = ["--model", str(speech_model), "--voice", str(voice_file)]
     long_text = "The quick brown fox jumps over the lazy dog, twice over, and then once more."
@@ -255,7 +255,7 @@ def test_a_successful_synthesize_writes_nothing_to_stderr_but_its_progress(
     env = {key: value for key, value in os.environ.items()
            if key not in ("SOUNDSTORM_VERBOSE", "TF_CPP_MIN_LOG_LEVEL")}
     run = subprocess.run(
-        [sys.executable, "-m", "apps.cli", "synthesize", "--model", str(speech_model),
+        [sys.executable, "-m", "soundstorm.apps.cli", "synthesize", "--model", str(speech_model),
          "--voice", str(voice_file), "--text", "Hello there.", "--out", str(tmp_path / "q.wav")],
         capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr
@@ -283,7 +283,7 @@ def test_a_batch_is_one_call_and_gives_each_item_its_solo_result(client, voice, 
 
 def test_client_over_tls(speech_model, voice, tmp_path):
     import subprocess
-    from protos import tf_serving_config_pb2
+    from soundstorm.protos import tf_serving_config_pb2
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                     str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",

@@ -6,10 +6,10 @@ import shutil
 import numpy as np
 import pytest
 
-from runtime.codec import CodecError, LyraCodec, group_levels, to_mono, ungroup_levels
-from runtime.codec.fetch import fetch
-from runtime.codec.lyra import LYRA_SHA256, default_codec_dir
-from apps.evaluation import mel_cepstral_distortion
+from soundstorm.runtime.codec import CodecError, LyraCodec, group_levels, to_mono, ungroup_levels
+from soundstorm.runtime.codec.fetch import fetch
+from soundstorm.runtime.codec.lyra import LYRA_SHA256, default_codec_dir
+from soundstorm.apps.evaluation import mel_cepstral_distortion
 
 RATE = 16_000
 

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from runtime.frontend import get_speaker
+from soundstorm.runtime.frontend import get_speaker
 from soundstorm.config import ConfigError, get_preset
-from apps.corpus.build import (EVALUATION_VOICES, TRAINING_VOICES, CorpusConfig, build_corpus,
+from soundstorm.apps.corpus.build import (EVALUATION_VOICES, TRAINING_VOICES, CorpusConfig, build_corpus,
                                     plan)
-from apps.corpus.coverage import coverage
+from soundstorm.apps.corpus.coverage import coverage
 from soundstorm.data.loader import SpeechCorpus, training_batches, unigram_entropy
 from soundstorm.train import check_batch_inputs
 from soundstorm.validation import InputError

@@ -6,11 +6,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from runtime.client import Client
-from apps.cli.main import main
+from soundstorm.runtime.client import Client
+from soundstorm.apps.cli.main import main
 from soundstorm.data.loader import SpeechCorpus
-from apps.evaluation.asr import normalise
-from apps.evaluation.harness import (SAMPLE_RATE, EvalConfig, _long_form, espeak, evaluate,
+from soundstorm.apps.evaluation.asr import normalise
+from soundstorm.apps.evaluation.harness import (SAMPLE_RATE, EvalConfig, _long_form, espeak, evaluate,
                                            pooled_error_rates, spread_over_sentences)
 
 
@@ -84,7 +84,7 @@ def test_eval_command_refuses_bad_arguments(speech_model, tiny_corpus_dir, tmp_p
 
 def test_eval_without_the_recogniser_says_so_in_one_line(speech_model, tiny_corpus_dir, tmp_path,
                                                          capsys, monkeypatch):
-    import apps.evaluation.asr as asr
+    import soundstorm.apps.evaluation.asr as asr
     monkeypatch.setattr(asr, "model_dir", lambda: tmp_path / "no-weights")
     assert main(["eval", "--model", str(speech_model), "--data", str(tiny_corpus_dir),
                  "--out", str(tmp_path / "r"), "--split", "eval_seen_speakers",
@@ -105,7 +105,7 @@ def test_utterances_are_spread_over_sentences_with_speakers_rotating():
 
 
 def test_pooled_error_rates_are_all_edits_over_all_reference_words_and_characters():
-    from apps.evaluation.asr import character_error_rate, word_error_rate
+    from soundstorm.apps.evaluation.asr import character_error_rate, word_error_rate
     heard = [  # (reference, generated, ceiling, raw)
         ("the cat sat on the mat", "the cat sat mat", "the cat sat on the mat",
          "the cat sat on the mat"),
@@ -149,7 +149,7 @@ class _ScriptedStreamClient:
 
 
 def test_long_form_compares_the_first_and_the_last_window():
-    from apps.evaluation.speaker import speaker_similarity
+    from soundstorm.apps.evaluation.speaker import speaker_similarity
     example = SimpleNamespace(text="Please bring eleven shells.", speaker="us_female_1")
     voice = espeak(example.text, example.speaker)
     other = espeak("A calm morning by the river.", "us_male_2")

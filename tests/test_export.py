@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import ExportConfig, ExportError, export_savedmodel, read_contract
-from export.modules import modules_of_saved_model
-from export.stablehlo import batch_polymorphic_exported, module_text
-from export.tpu import TPU_FUNCTION_ALIAS, converter_options, finish_conversion
-from export.warmup import read_warmup
-from runtime.savedmodel.layout import TPU_CONVERTER_OPTIONS_FILE, TPU_WARMUP_FILE, WARMUP_FILE
+from soundstorm.export import ExportConfig, ExportError, export_savedmodel, read_contract
+from soundstorm.export.modules import modules_of_saved_model
+from soundstorm.export.stablehlo import batch_polymorphic_exported, module_text
+from soundstorm.export.tpu import TPU_FUNCTION_ALIAS, converter_options, finish_conversion
+from soundstorm.export.warmup import read_warmup
+from soundstorm.runtime.savedmodel.layout import TPU_CONVERTER_OPTIONS_FILE, TPU_WARMUP_FILE, WARMUP_FILE
 from soundstorm.config import ConfigError
 from soundstorm.decoding import DecodingConfig, generate
 from soundstorm.model import SoundStorm, frame_mask_from_lengths
@@ -449,7 +449,7 @@ def test_config_mismatch_is_a_clear_error_without_output(trained_tiny, tmp_path)
 
 
 def test_a_failure_while_writing_leaves_no_partial_version(trained_tiny, tmp_path, monkeypatch):
-    import export.savedmodel as savedmodel
+    import soundstorm.export.savedmodel as savedmodel
     base = tmp_path / "exports"
     export_savedmodel(trained_tiny[0], base, QUICK, log=None)
     before = _listing(base)
@@ -498,7 +498,7 @@ def test_compute_dtype_overrides_the_runs_for_every_signature(tiny_config):
 # TPU: the bucket signatures are the TPU contract (docs/tpu.md)
 
 def _aliased_and_not(version_dir):
-    from export.modules import serialized_modules_of_saved_model
+    from soundstorm.export.modules import serialized_modules_of_saved_model
     modules = serialized_modules_of_saved_model(version_dir)
     return ([pair for pair in modules if pair[0].alias == TPU_FUNCTION_ALIAS],
             [pair for pair in modules if pair[0].alias != TPU_FUNCTION_ALIAS])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export.checks import bucket_checks, generate_checks, logits_checks
+from soundstorm.export.checks import bucket_checks, generate_checks, logits_checks
 from soundstorm.config import PRESETS
 
 # 12 semantic ids + unknown (12), 16 codes + mask (16), 3 levels, 2 frames per token.

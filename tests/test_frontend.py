@@ -11,11 +11,11 @@ import threading
 import numpy as np
 import pytest
 
-from runtime.frontend import (SILENCE_SYMBOL, SPEAKERS, FrontendError, PhonemeSpan,
+from soundstorm.runtime.frontend import (SILENCE_SYMBOL, SPEAKERS, FrontendError, PhonemeSpan,
                               PhonemeVocabulary, Speaker, Utterance, VARIANTS, generated_speaker,
                               get_speaker, load_vocabulary,
                               lost_phonemes, semantic_tokens, synthesize, text_to_semantic)
-from runtime.frontend.vocabulary import vocabulary_path
+from soundstorm.runtime.frontend.vocabulary import vocabulary_path
 
 # Speakers whose variant has no echo: their pauses are digital silence.
 ECHO_FREE_SPEAKERS = ("us_neutral_1", "us_male_1", "gb_male_1", "scottish_male_1")
@@ -278,7 +278,7 @@ def test_frontend_imports_neither_jax_nor_tensorflow():
 
 
 def test_missing_library_names_the_debian_package(monkeypatch):
-    from runtime.frontend import libespeak
+    from soundstorm.runtime.frontend import libespeak
     monkeypatch.setattr(libespeak, "LIBRARY_SONAME", "libespeak-ng-absent.so.0")
     with pytest.raises(FrontendError, match="install the Debian package 'espeak-ng'"):
         libespeak.load_library()

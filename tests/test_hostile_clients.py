@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from apps.bench import soak
-from export.contract import read_contract
-from runtime.serving.server import ModelServer, ServerOptions, single_model_config
+from soundstorm.apps.bench import soak
+from soundstorm.export.contract import read_contract
+from soundstorm.runtime.serving.server import ModelServer, ServerOptions, single_model_config
 from tests.conftest import predict_request
 
 MAX_BATCH = 4
@@ -104,7 +104,7 @@ def test_a_body_over_the_limit_gets_its_413_while_the_client_is_still_sending(se
 
 def test_slow_and_stalled_rest_clients_are_cut_off_while_others_are_served(
         served_version, tmp_path, start_server, monkeypatch):
-    from runtime.serving import rest_connections
+    from soundstorm.runtime.serving import rest_connections
     monkeypatch.setattr(rest_connections, "REQUEST_READ_TIMEOUT_S", 1.0)
     server, _ = start_server(served_version, tmp_path)
     stalled = []
@@ -148,8 +148,8 @@ def test_concurrent_requests_past_the_inflight_budget_are_refused_and_the_budget
 
 
 def test_the_inflight_budget_counts_and_refuses_exactly():
-    from protos.status import StatusError
-    from runtime.serving.admission import InflightBudget
+    from soundstorm.protos.status import StatusError
+    from soundstorm.runtime.serving.admission import InflightBudget
     budget = InflightBudget(100)
     with budget.hold(60, "a"):
         with budget.hold(40, "b"):  # exactly full is allowed

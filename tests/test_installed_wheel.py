@@ -69,15 +69,32 @@ def test_the_base_install_does_not_pull_the_training_stack(wheel):
     stack = {"jax", "flax", "optax", "orbax-checkpoint"}
     assert not base & stack, base
     assert train == stack and {"tensorflow", "grpcio", "num2words"} <= base
-    assert "runtime/client/py.typed" in files
-    assert "runtime/frontend/phonemes_v2.txt" in files
+    assert "soundstorm/runtime/client/py.typed" in files
+    assert "soundstorm/runtime/frontend/phonemes_v2.txt" in files
+    # One top-level package: nothing generic (runtime, export, protos, apps) beside it.
+    assert {name.split("/")[0] for name in files if not name.split("/")[0].endswith(
+        (".dist-info", ".data"))} == {"soundstorm"}
+
+
+def test_the_package_list_names_every_package_folder():
+    """pyproject.toml lists the packages by hand (package-dir maps the checkout's folders
+    under `soundstorm`): a new package folder must be added there to be installed."""
+    import tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    folders = {".".join(path.parent.relative_to(ROOT).parts) for folder in (
+        "soundstorm", "runtime", "export", "protos", "apps")
+        for path in (ROOT / folder).rglob("__init__.py") if "__pycache__" not in path.parts}
+    assert listed == {name if name.startswith("soundstorm") else f"soundstorm.{name}"
+                      for name in folders}
 
 
 def test_the_installed_command_runs_from_any_directory(installed, speech_model, speech,
                                                        tmp_path):
     import soundfile
-    modules = _run(installed, "-c", "import runtime, apps; print(runtime.__file__)")
-    assert modules.stdout.startswith(str(installed["purelib"])), modules  # the wheel's copy
+    modules = _run(installed, "-c", "import soundstorm.runtime.client as client; "
+                                    "print(client.__file__)")
+    assert modules.stdout.startswith(str(installed["purelib"] / "soundstorm")), modules
     voice = tmp_path / "voice.wav"
     soundfile.write(voice, speech[0], 16_000)
     out = tmp_path / "hello.wav"
@@ -89,7 +106,7 @@ def test_the_installed_command_runs_from_any_directory(installed, speech_model, 
     assert "no model at models/soundstorm (the default, relative to" in missing.stderr
     assert "pass --model PATH" in missing.stderr and len(missing.stderr.splitlines()) == 1
     # The codec's default folder is the per-user one (nothing there yet: it says how to fill it).
-    where = _run(installed, "-c", "from runtime.codec.lyra import default_codec_dir; "
+    where = _run(installed, "-c", "from soundstorm.runtime.codec.lyra import default_codec_dir; "
                                   "print(default_codec_dir())")
     assert where.stdout.strip() == str(Path(installed["env"]["XDG_DATA_HOME"]) / "soundstorm" /
                                        "codecs" / "lyra_v2"), where

@@ -3,8 +3,8 @@ one error it gets; every reading is then spoken by espeak-ng with phonemes the m
 
 import pytest
 
-from runtime.frontend import FrontendError, get_speaker, load_vocabulary, normalize_text, synthesize
-from runtime.frontend.text_check import check_text
+from soundstorm.runtime.frontend import FrontendError, get_speaker, load_vocabulary, normalize_text, synthesize
+from soundstorm.runtime.frontend.text_check import check_text
 
 READINGS = [
     # Files and pasted text: line endings, breaks, typography.

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from protos import model_contract_pb2
-from protos.generate import PROTO_FILES, ROOT, generate
+from soundstorm.protos import model_contract_pb2
+from soundstorm.protos.generate import PROTO_FILES, ROOT, generate
 
 
 def test_generated_code_is_current(tmp_path):
@@ -11,9 +11,9 @@ def test_generated_code_is_current(tmp_path):
     assert written, "no protos generated"
     for path in written:
         committed = ROOT / path.relative_to(tmp_path)
-        assert committed.is_file(), f"{committed} is missing: run python -m protos.generate"
+        assert committed.is_file(), f"{committed} is missing: run python -m soundstorm.protos.generate"
         assert path.read_bytes() == committed.read_bytes(), (
-            f"{committed} is stale: run python -m protos.generate")
+            f"{committed} is stale: run python -m soundstorm.protos.generate")
 
 
 def test_every_proto_file_is_generated():

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from export.contract import read_contract
-from runtime.client import Client
-from apps.evaluation.harness import SAMPLE_RATE, espeak
-from apps.evaluation.speaker import speaker_similarity
+from soundstorm.export.contract import read_contract
+from soundstorm.runtime.client import Client
+from soundstorm.apps.evaluation.harness import SAMPLE_RATE, espeak
+from soundstorm.apps.evaluation.speaker import speaker_similarity
 
 MODEL = Path(__file__).resolve().parent.parent / "models" / "soundstorm"
 VERSION = MODEL / "4"
@@ -82,7 +82,7 @@ README_TEXT = "The children must be properly socialized."
 def test_whisper_understands_the_readme_sentence(client, tmp_path):
     import subprocess
 
-    from apps.evaluation.asr import SpeechRecognizer, word_error_rate
+    from soundstorm.apps.evaluation.asr import SpeechRecognizer, word_error_rate
     # The voice file exactly as the README makes it (espeak-ng's command, 22.05 kHz).
     subprocess.run(["espeak-ng", "-v", "en-us", "-w", str(tmp_path / "voice.wav"),
                     README_VOICE_TEXT], check=True)

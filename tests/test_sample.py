@@ -4,11 +4,11 @@ import jax
 import numpy as np
 import pytest
 
-from runtime.codec import read_wav
+from soundstorm.runtime.codec import read_wav
 from soundstorm.config import get_preset
 from soundstorm.data.loader import SpeechCorpus, pick_prompt
 from soundstorm.model import init_params
-from apps.evaluation.sample import continue_utterance, write_continuation
+from soundstorm.apps.evaluation.sample import continue_utterance, write_continuation
 from soundstorm.validation import InputError
 
 
@@ -54,7 +54,7 @@ def test_the_prompt_goes_in_first_and_only_the_target_frames_come_out(tiny_corpu
         return np.broadcast_to(frames[None, :, None] % config.codebook_size,
                                (1, len(frames), config.num_levels)).copy()
 
-    monkeypatch.setattr("apps.evaluation.sample.generate", fake_generate)
+    monkeypatch.setattr("soundstorm.apps.evaluation.sample.generate", fake_generate)
     continuation = continue_utterance(None, config, lyra, prompt, target, seed=7)
     (semantic, prompt_tokens, prompt_lengths, lengths, seeds), = calls
     p, t = len(prompt.acoustic_tokens), len(target.acoustic_tokens)

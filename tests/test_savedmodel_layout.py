@@ -3,8 +3,8 @@
 import grpc
 import pytest
 
-from protos.status import StatusError
-from runtime.savedmodel.layout import (MAX_WARMUP_RECORDS, WARMUP_FILE, ModelNotFoundError,
+from soundstorm.protos.status import StatusError
+from soundstorm.runtime.savedmodel.layout import (MAX_WARMUP_RECORDS, WARMUP_FILE, ModelNotFoundError,
                                        find_version_dir, parse_version, version_dirs,
                                        versions_on_disk)
 
@@ -59,7 +59,7 @@ def test_the_warmup_file_and_limit_are_tf_servings():
 def test_a_version_that_cannot_serve_is_a_status_error_with_a_code(tmp_path):
     from tensorflow.core.protobuf import saved_model_pb2
 
-    from runtime.savedmodel.servable import Servable
+    from soundstorm.runtime.savedmodel.servable import Servable
     garbage = tmp_path / "1"
     garbage.mkdir()
     (garbage / "saved_model.pb").write_bytes(b"\x00not a protobuf\xff" * 3)

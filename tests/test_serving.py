@@ -22,9 +22,9 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      prediction_service_pb2_grpc)
 from tensorflow_serving.config import model_server_config_pb2
 
-from runtime.serving.batching import BatchingOptions
-from protos.status import StatusError
-from runtime.serving.server import ModelServer, ServerOptions, single_model_config
+from soundstorm.runtime.serving.batching import BatchingOptions
+from soundstorm.protos.status import StatusError
+from soundstorm.runtime.serving.server import ModelServer, ServerOptions, single_model_config
 from tests.conftest import predict_request
 
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
@@ -461,7 +461,7 @@ def test_rest_api_matches_grpc_and_exposes_metrics(served_version, tmp_path, sta
 
 
 def test_tls(served_version, tmp_path, start_server):
-    from protos import tf_serving_config_pb2
+    from soundstorm.protos import tf_serving_config_pb2
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                     str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
@@ -501,7 +501,7 @@ def test_graceful_shutdown_finishes_in_flight_requests(served_version, tmp_path,
 def test_serve_command_runs_and_stops_on_sigterm(served_version, tmp_path):
     base = base_with(served_version, tmp_path)
     process = subprocess.Popen(
-        [sys.executable, "-m", "apps.cli", "serve", "--model_base_path", str(base),
+        [sys.executable, "-m", "soundstorm.apps.cli", "serve", "--model_base_path", str(base),
          "--model_name", "soundstorm",
          "--port", str(free_port()), "--host", "127.0.0.1",
          "--xla_cpu_compilation_enabled=true"],
@@ -518,7 +518,7 @@ def test_serve_command_runs_and_stops_on_sigterm(served_version, tmp_path):
 
 
 def test_serve_command_refuses_bad_flags(tmp_path, capsys):
-    from apps.cli.main import main
+    from soundstorm.apps.cli.main import main
     assert main(["serve", "--model_base_path", str(tmp_path / "none")]) == 3
     assert "not a folder" in capsys.readouterr().err
     config = tmp_path / "models.config"
@@ -544,10 +544,10 @@ def test_serve_command_refuses_bad_flags(tmp_path, capsys):
 
 def test_the_documented_dev_server_command_parses_and_reads_the_configs(monkeypatch):
     import shlex
-    from runtime.serving.cli import options_from_flags
-    from runtime.serving.flags import ServerFlags
-    from runtime.serving.server import read_model_config
-    from apps.cli.main import build_parser
+    from soundstorm.runtime.serving.cli import options_from_flags
+    from soundstorm.runtime.serving.flags import ServerFlags
+    from soundstorm.runtime.serving.server import read_model_config
+    from soundstorm.apps.cli.main import build_parser
     root = Path(__file__).resolve().parent.parent
     readme = (root / "serving_configs" / "README.md").read_text()
     line = next(line for line in readme.splitlines() if line.startswith("soundstorm serve"))
@@ -581,7 +581,7 @@ class _FakeServable:
 @pytest.fixture
 def fake_loads(monkeypatch):
     """Loads in the manager make `_FakeServable`s; returns the versions loaded, in order."""
-    import runtime.serving.manager as manager_module
+    import soundstorm.runtime.serving.manager as manager_module
     loads = []
     monkeypatch.setattr(_FakeServable, "loads", loads, raising=False)
     monkeypatch.setattr(manager_module, "Servable", _FakeServable)
@@ -620,7 +620,7 @@ def test_the_manager_checks_its_config_and_keeps_tf_servings_defaults():
     models); the defaults are TF Serving's (--load_retry_interval_micros 60 s, TensorFlow's
     own thread counts)."""
     import inspect
-    from runtime.serving.manager import ModelManager, check_config
+    from soundstorm.runtime.serving.manager import ModelManager, check_config
     for config, message in (
             (model_server_config_pb2.ModelServerConfig(), "only model_config_list"),
             (_model_config("/m"), None)):
@@ -640,7 +640,7 @@ def test_the_manager_checks_its_config_and_keeps_tf_servings_defaults():
 
 
 def test_each_load_gets_the_session_threads_and_logs_one_line(tmp_path, fake_loads):
-    from runtime.serving.manager import ModelManager
+    from soundstorm.runtime.serving.manager import ModelManager
     base = tmp_path / "m"
     _versions(base, 1, 2, corrupt=(2,))
     lines = []
@@ -658,7 +658,7 @@ def test_each_load_gets_the_session_threads_and_logs_one_line(tmp_path, fake_loa
 
 def test_a_poll_interval_of_0_never_polls_again(tmp_path, fake_loads):
     """--file_system_poll_wait_seconds=0: the versions found at start only (server.h)."""
-    from runtime.serving.manager import ModelManager
+    from soundstorm.runtime.serving.manager import ModelManager
     base = tmp_path / "m"
     _versions(base, 1)
     manager = ModelManager(_model_config(base), log=lambda message: None)
@@ -673,7 +673,7 @@ def test_a_poll_interval_of_0_never_polls_again(tmp_path, fake_loads):
 
 
 def test_a_failed_version_whose_folder_comes_back_fixed_is_loaded(tmp_path, fake_loads):
-    from runtime.serving.manager import ModelManager
+    from soundstorm.runtime.serving.manager import ModelManager
     base = tmp_path / "m"
     _versions(base, 1, 2, corrupt=(2,))
     manager = ModelManager(_model_config(base, all_versions=True), log=lambda message: None,
@@ -693,7 +693,7 @@ def test_labels_go_only_to_available_versions_each_one_checked(tmp_path, fake_lo
     """UpdateModelVersionLabelMap (server_core.cc): every label of the config is checked; a
     failed (END) version takes none; with the allowance, a new label may name a version not
     loaded yet, but an existing label is never moved to one."""
-    from runtime.serving.manager import ModelManager
+    from soundstorm.runtime.serving.manager import ModelManager
     base = tmp_path / "m"
     _versions(base, 1, 2, 3, corrupt=(2,))
     manager = ModelManager(_model_config(base, all_versions=True), log=lambda message: None,
@@ -714,7 +714,7 @@ def test_labels_go_only_to_available_versions_each_one_checked(tmp_path, fake_lo
 
 
 def test_a_reload_that_moves_or_drops_a_model_unloads_its_old_versions(tmp_path, fake_loads):
-    from runtime.serving.manager import ModelManager
+    from soundstorm.runtime.serving.manager import ModelManager
     first, second = tmp_path / "b", tmp_path / "a"  # the new base path sorts first
     _versions(first, 1)
     _versions(second, 5)
@@ -734,7 +734,7 @@ def test_a_reload_that_moves_or_drops_a_model_unloads_its_old_versions(tmp_path,
 def test_a_version_folder_is_loaded_from_its_own_name(tmp_path, fake_loads):
     """`0002` is version 2 (ParseVersionNumber: absl::SimpleAtoi,
     file_system_storage_path_source.cc), loaded from `0002/`, not looked up as `2/`."""
-    from runtime.serving.manager import ModelManager
+    from soundstorm.runtime.serving.manager import ModelManager
     base = tmp_path / "m"
     (base / "0002").mkdir(parents=True)
     manager = ModelManager(_model_config(base), log=lambda message: None, load_retry_interval_s=0)
@@ -744,8 +744,8 @@ def test_a_version_folder_is_loaded_from_its_own_name(tmp_path, fake_loads):
 
 
 def test_versions_are_numbers_so_10_is_newer_than_9(tmp_path, fake_loads):
-    from runtime.savedmodel.layout import versions_on_disk
-    from runtime.serving.manager import ModelManager
+    from soundstorm.runtime.savedmodel.layout import versions_on_disk
+    from soundstorm.runtime.serving.manager import ModelManager
     base = tmp_path / "m"
     _versions(base, 9, 10, 100, 2)
     (base / ".export-11").mkdir()  # an export's staging folder and other names: not versions
@@ -771,7 +771,7 @@ def test_versions_are_numbers_so_10_is_newer_than_9(tmp_path, fake_loads):
 
 
 def test_the_latest_policy_serves_the_n_highest_versions(tmp_path, fake_loads):
-    from runtime.serving.manager import ModelManager, aspired_versions
+    from soundstorm.runtime.serving.manager import ModelManager, aspired_versions
     policy = type(model_server_config_pb2.ModelConfig().model_version_policy)
     assert aspired_versions(policy(), [1, 2, 3]) == {3}  # no policy: TF Serving's latest 1
     assert aspired_versions(policy(latest={}), [1, 2, 3]) == {3}  # num_versions unset: 1
@@ -789,7 +789,7 @@ def test_the_latest_policy_serves_the_n_highest_versions(tmp_path, fake_loads):
 
 
 def test_a_roll_out_unloads_only_the_versions_the_policy_no_longer_wants(tmp_path, fake_loads):
-    from runtime.serving.manager import ModelManager
+    from soundstorm.runtime.serving.manager import ModelManager
     base = tmp_path / "m"
     _versions(base, 1, 2)
     changes = []
@@ -817,7 +817,7 @@ def test_a_roll_out_unloads_only_the_versions_the_policy_no_longer_wants(tmp_pat
 
 
 def test_a_version_that_fails_to_load_leaves_the_last_good_one_serving(tmp_path, fake_loads):
-    from runtime.serving.manager import ModelManager
+    from soundstorm.runtime.serving.manager import ModelManager
     base = tmp_path / "m"
     _versions(base, 1)
     manager = ModelManager(_model_config(base), log=lambda message: None, load_retry_interval_s=0)
@@ -865,7 +865,7 @@ class _Recorder:
 
 @pytest.fixture
 def batcher():
-    from runtime.serving.batching import Batcher
+    from soundstorm.runtime.serving.batching import Batcher
     made = []
 
     def make(**options):
@@ -1037,7 +1037,7 @@ def _declared(shape, dtype=tf.int32, **fields):
      "tensor parsing error: semantic_tokens"),
 ])
 def test_declared_shapes_are_bounded_before_anything_is_built(proto, code, message, monkeypatch):
-    from runtime.serving.tensors import parse_tensor
+    from soundstorm.runtime.serving.tensors import parse_tensor
     built = []
     monkeypatch.setattr(tf, "make_ndarray", lambda proto: built.append(proto))
     with pytest.raises(StatusError) as caught:
@@ -1047,7 +1047,7 @@ def test_declared_shapes_are_bounded_before_anything_is_built(proto, code, messa
 
 
 def test_a_tensor_within_bounds_parses_as_tensorflow_parses_it():
-    from runtime.serving.tensors import parse_tensor
+    from soundstorm.runtime.serving.tensors import parse_tensor
     array = np.arange(12, dtype=np.int32).reshape(3, 4)
     for proto in (tf.make_tensor_proto(array), _declared([3, 4], int_val=array.ravel().tolist())):
         np.testing.assert_array_equal(parse_tensor(proto, "x", 48), array)
@@ -1114,7 +1114,7 @@ def test_a_savedmodel_check_reaches_the_client_as_one_line(served_version, tmp_p
 
 
 def test_tensorflow_errors_lose_their_preamble_not_their_words():
-    from runtime.savedmodel.tf_status import message_of
+    from soundstorm.runtime.savedmodel.tf_status import message_of
     error = tf.errors.InvalidArgumentError(None, None, (
         "Graph execution error:\n\nDetected at node CheckNumerics defined at (most recent call "
         "last):\n<stack traces unavailable>\nx must be finite : Tensor had NaN values\n\t "
@@ -1126,7 +1126,7 @@ def test_tensorflow_errors_lose_their_preamble_not_their_words():
 def test_a_bad_tls_config_is_one_line_naming_the_file_before_anything_binds(tmp_path, capsys):
     """The shipped template as is (placeholders), a certificate without its key, and a key
     that does not match: `soundstorm serve` exits 2 with one line, no port bound."""
-    from apps.cli.main import main
+    from soundstorm.apps.cli.main import main
     template = Path(__file__).resolve().parent.parent / "serving_configs" / "ssl.config"
     key, cert, other = tmp_path / "key.pem", tmp_path / "cert.pem", tmp_path / "other.pem"
     for out_key, out_cert in ((key, cert), (other, tmp_path / "other-cert.pem")):
@@ -1151,7 +1151,7 @@ def test_a_bad_tls_config_is_one_line_naming_the_file_before_anything_binds(tmp_
 
 
 def test_truncated_variables_are_named_as_such_with_the_version(served_version, tmp_path):
-    from runtime.savedmodel.servable import Servable
+    from soundstorm.runtime.savedmodel.servable import Servable
     broken = tmp_path / "soundstorm" / "7"
     shutil.copytree(served_version, broken)
     data = next((broken / "variables").glob("variables.data-*"))

@@ -18,7 +18,7 @@ import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from protos import tf_serving_config_pb2
+from soundstorm.protos import tf_serving_config_pb2
 
 CONFIGS = Path(__file__).resolve().parent.parent / "serving_configs"
 K8S = CONFIGS / "kubernetes"
@@ -217,8 +217,8 @@ def _start_up_checks(flags_list):
     the flag checks of Server::BuildAndStart, the config file's parse, and the label check
     ServerCore::ReloadConfig runs before any version has loaded."""
     import argparse
-    from runtime.serving.flags import ServerFlags, add_arguments, tf_serving_start_up_checks
-    from runtime.serving.manager import ModelManager
+    from soundstorm.runtime.serving.flags import ServerFlags, add_arguments, tf_serving_start_up_checks
+    from soundstorm.runtime.serving.manager import ModelManager
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     flags = ServerFlags.from_namespace(parser.parse_args(flags_list))
@@ -235,7 +235,7 @@ def test_committed_command_lines_pass_tf_servings_start_up_checks(where, flags):
     """Each committed command line starts under tensorflow_model_server's own checks; without
     --allow_version_labels_for_unavailable_models the same line would not (so the check
     is live: models.config labels versions that have not loaded yet)."""
-    from protos.status import StatusError
+    from soundstorm.protos.status import StatusError
     _start_up_checks(flags)
     without = [f for f in flags if not f.startswith("--allow_version_labels_for_unavailable")]
     with pytest.raises(StatusError, match="which is not currently available for inference"):
@@ -291,7 +291,7 @@ def test_tpu_convert_job_converts_the_committed_export_with_its_own_options():
 def test_tpu_convert_jobs_shell_step_finishes_as_finish_conversion_does(tmp_path):
     """Runs the Job's `finish` script with this machine's sh on a fake export and converter
     output, and compares the tree with export.tpu.finish_conversion's."""
-    from export.tpu import finish_conversion
+    from soundstorm.export.tpu import finish_conversion
     _, _, converter, finish = _tpu_job()
     version = finish["env"][0]["value"]
     export = tmp_path / "models" / "soundstorm" / version

@@ -6,11 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from runtime.codec import to_mono
-from runtime.frontend import get_speaker, synthesize
-from apps.evaluation import (dnsmos, mel_cepstral_distortion, speaker_embedding,
+from soundstorm.runtime.codec import to_mono
+from soundstorm.runtime.frontend import get_speaker, synthesize
+from soundstorm.apps.evaluation import (dnsmos, mel_cepstral_distortion, speaker_embedding,
                                    speaker_similarity)
-from apps.evaluation import spectral, speaker
+from soundstorm.apps.evaluation import spectral, speaker
 from tests.conftest import OTHER_SPEECH_TEXT, SPEECH_TEXT
 
 

@@ -24,7 +24,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, model_service_pb2_grpc, predict_pb2,
                                      prediction_service_pb2_grpc, regression_pb2)
 
-from runtime.serving.server import ModelServer, ServerOptions, single_model_config
+from soundstorm.runtime.serving.server import ModelServer, ServerOptions, single_model_config
 from tests.conftest import predict_request
 
 INT32, FLOAT = "int32", "float"
@@ -298,7 +298,7 @@ HTTP_CODES = {"OK": 200, "CANCELLED": 499, "UNKNOWN": 500, "INVALID_ARGUMENT": 4
 
 
 def test_every_status_code_maps_to_tf_servings_http_status():
-    from protos.status import HTTP_STATUS
+    from soundstorm.protos.status import HTTP_STATUS
     assert {code.name: status for code, status in HTTP_STATUS.items()} == HTTP_CODES
     assert len(HTTP_STATUS) == len(grpc.StatusCode)  # no code left to a default
 
@@ -485,7 +485,7 @@ def test_single_output_replies_are_bare_values():
     """One output: each prediction (and the columnar output) is the bare value, not an
     object (json_tensor.cc, `tensors.size() == 1`); `_bytes` aliases are b64 objects
     (IsNamedTensorBytes), other strings are written as they are."""
-    from runtime.serving.json_tensor import response_json
+    from soundstorm.runtime.serving.json_tensor import response_json
     one = {"y": np.array([[1.5, 2.0], [3.0, 4.0]], np.float32)}
     assert response_json(one, row_format=True) == {"predictions": [[1.5, 2.0], [3.0, 4.0]]}
     assert response_json(one, row_format=False) == {"outputs": [[1.5, 2.0], [3.0, 4.0]]}
@@ -498,8 +498,8 @@ def test_single_output_replies_are_bare_values():
 
 def test_b64_inputs_decode_for_string_tensors():
     """IsValBase64Object / JsonDecodeBase64Object: {"b64": ...} is a string tensor's bytes."""
-    from protos.status import StatusError
-    from runtime.serving.json_tensor import request_tensors
+    from soundstorm.protos.status import StatusError
+    from soundstorm.runtime.serving.json_tensor import request_tensors
     inputs, row = request_tensors({"instances": [{"b64": "/wA="}, "hi"]}, {"s": tf.string})
     assert row and list(inputs["s"]) == [b"\xff\x00", b"hi"]
     with pytest.raises(StatusError, match="Unable to base64 decode"):
@@ -621,7 +621,7 @@ def _free_port():
 def test_every_tensorflow_model_server_flag_is_accepted_with_its_default():
     """The 48 flags of model_servers/main.cc, with server.h's defaults."""
     import dataclasses
-    from runtime.serving.flags import NO_EFFECT, REFUSED, ServerFlags
+    from soundstorm.runtime.serving.flags import NO_EFFECT, REFUSED, ServerFlags
     names = {field.name: field.default for field in dataclasses.fields(ServerFlags)}
     ours = {"host", "max_message_bytes", "reload_config_allowed_roots", "max_request_batch_size",
             "max_inflight_bytes"}
@@ -643,7 +643,7 @@ def test_help_describes_every_flag():
     (main.cc's flag_list): what a used flag does, or why it has no effect or is refused."""
     import argparse
     import dataclasses
-    from runtime.serving.flags import NO_EFFECT, REFUSED, ServerFlags, add_arguments
+    from soundstorm.runtime.serving.flags import NO_EFFECT, REFUSED, ServerFlags, add_arguments
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     helps = {action.dest: action.help for action in parser._actions if action.dest != "help"}
@@ -675,7 +675,7 @@ STARTUP_ERRORS = [
 
 @pytest.mark.parametrize("flags, message", STARTUP_ERRORS)
 def test_start_up_validations_refuse_with_one_line(flags, message, capsys):
-    from apps.cli.main import main
+    from soundstorm.apps.cli.main import main
     assert main(["serve", *flags]) == 3
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -683,7 +683,7 @@ def test_start_up_validations_refuse_with_one_line(flags, message, capsys):
 
 def test_version_flag_prints_two_lines_and_exits_0(capsys):
     """main.cc: --version prints the ModelServer and TensorFlow versions and exits 0."""
-    from apps.cli.main import main
+    from soundstorm.apps.cli.main import main
     assert main(["serve", "--version"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("TensorFlow ModelServer: ")
@@ -692,7 +692,7 @@ def test_version_flag_prints_two_lines_and_exits_0(capsys):
 
 def _serve(base, port, *flags):
     return subprocess.Popen(
-        [sys.executable, "-m", "apps.cli", "serve", f"--model_base_path={base}",
+        [sys.executable, "-m", "soundstorm.apps.cli", "serve", f"--model_base_path={base}",
          "--model_name=soundstorm", f"--port={port}", "--host=127.0.0.1", *flags],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -728,7 +728,7 @@ def test_two_servers_never_share_one_grpc_port(served_version, tmp_path):
         empty.mkdir()
         second = ModelServer(single_model_config("soundstorm", empty), ServerOptions(
             host="127.0.0.1", port=first.grpc_port, poll_seconds=0), log=lambda message: None)
-        from protos.status import StatusError
+        from soundstorm.protos.status import StatusError
         with pytest.raises(StatusError) as caught:
             second.start()
         assert caught.value.code == grpc.StatusCode.UNAVAILABLE

@@ -2,10 +2,10 @@
 
 import pytest
 
-from runtime.frontend.text_check import check_text
+from soundstorm.runtime.frontend.text_check import check_text
 from soundstorm.config import ConfigError
-from apps.corpus.build import CorpusConfig, split_texts
-from apps.corpus.wordnet_text import example_sentences, split_open_vocabulary, words
+from soundstorm.apps.corpus.build import CorpusConfig, split_texts
+from soundstorm.apps.corpus.wordnet_text import example_sentences, split_open_vocabulary, words
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,9 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from soundstorm import folder_module  # noqa: E402 (the checkout's own package)
+
 PACKAGES = ("protos", "runtime", "soundstorm", "export", "apps", "benchmarks")
 
 # Bottom-up: (part, the parts it may import). A part imports itself freely. Parts of
@@ -63,7 +66,8 @@ def imports_of(path: Path, root: Path = ROOT) -> set[str]:
             names.add(module)
             # `from runtime import client` imports the subpackage runtime.client.
             names.update(f"{module}.{alias.name}" for alias in node.names)
-    return names
+    # soundstorm.runtime.client is the checkout's runtime/client (soundstorm/__init__.py).
+    return {folder_module(name) for name in names}
 
 
 def python_files(root: Path = ROOT) -> list[Path]:

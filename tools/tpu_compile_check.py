@@ -40,11 +40,11 @@ def main(argv=None) -> int:
     # devices drive nothing, and two checks (parallel test runs) may well run at once.
     os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     sys.path.insert(0, str(args.libtpu_dir))
-    from export.contract import read_contract
-    from export.modules import serialized_modules_of_saved_model
-    from export.tpu import TPU_FUNCTION_ALIAS
-    from export.stablehlo import batch_polymorphic_exported
-    from export.tpu_compile import TPU_V4_HBM_BYTES_PER_CORE, compile_program, tpu_devices
+    from soundstorm.export.contract import read_contract
+    from soundstorm.export.modules import serialized_modules_of_saved_model
+    from soundstorm.export.tpu import TPU_FUNCTION_ALIAS
+    from soundstorm.export.stablehlo import batch_polymorphic_exported
+    from soundstorm.export.tpu_compile import TPU_V4_HBM_BYTES_PER_CORE, compile_program, tpu_devices
 
     try:
         contract = read_contract(args.model_dir)

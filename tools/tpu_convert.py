@@ -36,9 +36,9 @@ def main(argv=None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the command only")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from export.contract import read_contract
-    from export.tpu import finish_conversion
-    from runtime.savedmodel.layout import TPU_CONVERTER_OPTIONS_FILE
+    from soundstorm.export.contract import read_contract
+    from soundstorm.export.tpu import finish_conversion
+    from soundstorm.runtime.savedmodel.layout import TPU_CONVERTER_OPTIONS_FILE
 
     version_dir = args.version_dir.resolve()
     options_file = version_dir / TPU_CONVERTER_OPTIONS_FILE

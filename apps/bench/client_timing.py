@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 
-from apps.passage import semantic_of_seconds
-from runtime.client.client import Client, Timings
-from runtime.client.prompt import VoicePrompt
+from soundstorm.apps.passage import semantic_of_seconds
+from soundstorm.runtime.client.client import Client, Timings
+from soundstorm.runtime.client.prompt import VoicePrompt
 
 @dataclasses.dataclass
 class Row:

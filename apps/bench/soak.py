@@ -32,7 +32,7 @@ SOAK_THREADS = 4
 
 @dataclasses.dataclass
 class ServerProcess:
-    """`python -m apps.cli serve` on loopback, started and waited for."""
+    """`python -m soundstorm.apps.cli serve` on loopback, started and waited for."""
 
     base_path: Path
     grpc_port: int
@@ -43,7 +43,7 @@ class ServerProcess:
     def start(cls, base_path: Path, *flags: str, timeout_s: float = 300) -> "ServerProcess":
         grpc_port, rest_port = free_port(), free_port()
         process = subprocess.Popen(
-            [sys.executable, "-m", "apps.cli", "serve", f"--model_base_path={base_path}",
+            [sys.executable, "-m", "soundstorm.apps.cli", "serve", f"--model_base_path={base_path}",
              "--model_name=soundstorm", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
              "--host=127.0.0.1", *flags],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

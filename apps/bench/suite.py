@@ -27,9 +27,9 @@ from typing import Callable
 
 import numpy as np
 
-from apps.bench.measure import (alternating_medians, concurrent_throughput, decode_flops,
+from soundstorm.apps.bench.measure import (alternating_medians, concurrent_throughput, decode_flops,
                                       machine, matmul_peak_flops, median_seconds)
-from apps.bench.config import BATCHING, SECTIONS, VOICE_SPEAKER, VOICE_TEXT, BenchConfig
+from soundstorm.apps.bench.config import BATCHING, SECTIONS, VOICE_SPEAKER, VOICE_TEXT, BenchConfig
 
 @dataclasses.dataclass
 class Table:
@@ -55,9 +55,9 @@ class _Context:
     """What the sections share: the model, its JAX twin, one request per length, cached timings."""
 
     def __init__(self, model_dir: Path, voice, config: BenchConfig, log: Callable[[str], None]):
-        from export.reload import load_jax_model
-        from runtime.client import Client
-        from runtime.savedmodel.layout import find_version_dir
+        from soundstorm.export.reload import load_jax_model
+        from soundstorm.runtime.client import Client
+        from soundstorm.runtime.savedmodel.layout import find_version_dir
         self.bench, self.log = config, log
         self.version_dir = find_version_dir(Path(model_dir))
         self.client = Client.embedded(self.version_dir)
@@ -89,7 +89,7 @@ class _Context:
 
     def run_jax(self, seconds: float) -> Callable[[], np.ndarray]:
         import jax
-        from export.signatures import GENERATE_INPUTS
+        from soundstorm.export.signatures import GENERATE_INPUTS
         from soundstorm.decoding import DecodingConfig, check_decode_inputs, decode
         inputs = self.request(seconds)
         checked = check_decode_inputs(self.model_config, *(inputs[k] for k in GENERATE_INPUTS))
@@ -114,15 +114,15 @@ class _Context:
 
 
 def _default_voice(client):
-    from runtime.frontend import get_speaker, synthesize
+    from soundstorm.runtime.frontend import get_speaker, synthesize
     utterance = synthesize(VOICE_TEXT, get_speaker(VOICE_SPEAKER))
     return client.voice_prompt(utterance.waveform, sample_rate=utterance.sample_rate,
                                transcript=VOICE_TEXT)
 
 
 def _start_server(version_dir: Path, batching):
-    from runtime.serving.batching import BatchingOptions
-    from runtime.serving.server import ModelServer, ServerOptions, single_model_config
+    from soundstorm.runtime.serving.batching import BatchingOptions
+    from soundstorm.runtime.serving.server import ModelServer, ServerOptions, single_model_config
     config = single_model_config(version_dir.parent.name, version_dir.parent)
     options = ServerOptions(host="127.0.0.1", port=0, poll_seconds=0,
                             batching=BatchingOptions(**batching) if batching else None)
@@ -130,12 +130,12 @@ def _start_server(version_dir: Path, batching):
 
 
 def _grpc_client(ctx: _Context, server):
-    from runtime.client import Client
+    from soundstorm.runtime.client import Client
     return Client(f"127.0.0.1:{server.grpc_port}", ctx.version_dir.parent.name)
 
 
 def end_to_end(ctx: _Context) -> Table:
-    from apps.bench.client_timing import measure
+    from soundstorm.apps.bench.client_timing import measure
     count, warm_up_s = ctx.client.backend.warm_up()
     table = Table("end_to_end", "Seconds of audio per second of compute (client, embedded)",
                   ["audio s", "windows", "total s", "model s", "codec s", "first audio s",
@@ -226,7 +226,7 @@ def autoregressive(ctx: _Context) -> Table:
 
 
 def peer(ctx: _Context) -> Table:
-    from apps.bench.peer import (PEER_VERSION, PeerMissing, build_peer, forward_passes,
+    from soundstorm.apps.bench.peer import (PEER_VERSION, PeerMissing, build_peer, forward_passes,
                                        peer_generate)
     c = ctx.model_config
     table = Table("peer", "Against the peer: lucidrains' soundstorm-pytorch",
@@ -261,7 +261,7 @@ def peer(ctx: _Context) -> Table:
 
 
 def grpc(ctx: _Context) -> Table:
-    from apps.passage import semantic_of_seconds
+    from soundstorm.apps.passage import semantic_of_seconds
     ctx.log("gRPC vs embedded")
     remote = _grpc_client(ctx, ctx.server())
     semantic = semantic_of_seconds(ctx.client, ctx.bench.request_seconds)
@@ -284,7 +284,7 @@ def grpc(ctx: _Context) -> Table:
 
 def _throughput(ctx: _Context, server, clients: int, rounds: int) -> float:
     """Requests/s of `clients` threads, each sending requests back to back over gRPC."""
-    from runtime.client.backends import GrpcBackend
+    from soundstorm.runtime.client.backends import GrpcBackend
     backend = GrpcBackend(f"127.0.0.1:{server.grpc_port}", ctx.version_dir.parent.name)
     requests = [ctx.request(ctx.bench.request_seconds, seed) for seed in range(clients)]
     try:

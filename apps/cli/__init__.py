@@ -1,1 +1,1 @@
-"""The `soundstorm` command (main.py; `python -m apps.cli`): thin subcommands over the library."""
+"""The `soundstorm` command (main.py; `python -m soundstorm.apps.cli`): thin subcommands over the library."""

@@ -1,3 +1,3 @@
-from apps.cli.main import main
+from soundstorm.apps.cli.main import main
 
 raise SystemExit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from runtime.client.seeds import MAX_SEED, is_seed
+from soundstorm.runtime.client.seeds import MAX_SEED, is_seed
 
 
 def int_list(text: str) -> tuple[int, ...]:

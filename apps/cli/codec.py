@@ -19,8 +19,8 @@ def _add_codec(subparsers) -> None:
 
 
 def _fetch(args) -> int:
-    from runtime.codec.fetch import fetch
-    from runtime.codec.lyra import default_codec_dir, user_codec_dir
+    from soundstorm.runtime.codec.fetch import fetch
+    from soundstorm.runtime.codec.lyra import default_codec_dir, user_codec_dir
     dest = args.dest if args.dest is not None else user_codec_dir()
     fetch(dest)
     if dest.resolve() == default_codec_dir().resolve():

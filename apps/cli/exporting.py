@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apps.cli.arguments import float_list, int_list, named_schedule
+from soundstorm.apps.cli.arguments import float_list, int_list, named_schedule
 
 
 def _add_export(subparsers) -> None:
@@ -69,7 +69,7 @@ def _add_export(subparsers) -> None:
 def _export(args) -> int:
     import os
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's C++ start-up chatter
-    from export import ExportConfig, export_savedmodel
+    from soundstorm.export import ExportConfig, export_savedmodel
 
     export_config = ExportConfig(
         model_name=args.model_name, level_schedule=args.schedule,

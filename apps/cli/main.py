@@ -12,10 +12,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-from apps.cli import codec, exporting, measuring, serving, speech, training
-from apps.cli.exit_codes import BAD_INPUT, EPILOG, INTERRUPTED, exit_code_of
-from apps.cli.quiet import import_tensorflow_quietly, native_stderr_silenced
-from protos.status import StatusError
+from soundstorm.apps.cli import codec, exporting, measuring, serving, speech, training
+from soundstorm.apps.cli.exit_codes import BAD_INPUT, EPILOG, INTERRUPTED, exit_code_of
+from soundstorm.apps.cli.quiet import import_tensorflow_quietly, native_stderr_silenced
+from soundstorm.protos.status import StatusError
 
 # The `train` extra (pyproject.toml): a base install (client and server) has none of them.
 TRAINING_STACK = ("jax", "jaxlib", "flax", "optax", "orbax")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apps.cli.speech import add_client_options, client_from_args
+from soundstorm.apps.cli.speech import add_client_options, client_from_args
 from soundstorm.validation import InputError
 
 
 def _add_bench(subparsers) -> None:
-    from apps.bench.config import SECTIONS, BenchConfig
+    from soundstorm.apps.bench.config import SECTIONS, BenchConfig
     defaults = BenchConfig()
     parser = subparsers.add_parser(
         "bench", help="measure speed: audio s/s, FLOP/s, vs autoregressive, vs the peer, "
@@ -52,8 +52,8 @@ def _bench(args) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.server:
         return _bench_server(args)
-    from apps.bench.config import BenchConfig
-    from apps.bench.suite import run_bench
+    from soundstorm.apps.bench.config import BenchConfig
+    from soundstorm.apps.bench.suite import run_bench
     config = BenchConfig(seconds=tuple(args.seconds), compare_seconds=tuple(args.compare_seconds),
                          autoregressive_seconds=tuple(args.ar_seconds),
                          peer_seconds=tuple(args.peer_seconds), clients=tuple(args.clients),
@@ -69,7 +69,7 @@ def _bench(args) -> int:
 
 def _bench_server(args) -> int:
     """End-to-end timings through a running server (no local SavedModel to compare with)."""
-    from apps.bench.client_timing import server_report
+    from soundstorm.apps.bench.client_timing import server_report
     if args.voice is None:
         raise InputError("bench --server needs --voice")
     print(server_report(client_from_args(args), args.voice, args.seconds, args.seed,
@@ -100,7 +100,7 @@ def _add_eval(subparsers) -> None:
 def _eval(args) -> int:
     import json
     from soundstorm.data.loader import SpeechCorpus
-    from apps.evaluation.harness import EvalConfig, evaluate
+    from soundstorm.apps.evaluation.harness import EvalConfig, evaluate
     corpus = SpeechCorpus(args.data)
     if args.utterances < 1 or args.long_form_seconds <= 0:
         raise InputError("--utterances must be >= 1 and --long-form-seconds > 0")

@@ -3,7 +3,7 @@ flags (runtime/serving/flags.py)."""
 
 from __future__ import annotations
 
-from runtime.serving.flags import ServerFlags, add_arguments
+from soundstorm.runtime.serving.flags import ServerFlags, add_arguments
 
 
 def _add_serve(subparsers) -> None:
@@ -22,7 +22,7 @@ def _add_serve(subparsers) -> None:
 def _serve(args) -> int:
     import os
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from runtime.serving.cli import serve_from_flags
+    from soundstorm.runtime.serving.cli import serve_from_flags
     return serve_from_flags(ServerFlags.from_namespace(args))
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apps.cli.arguments import seed_argument
-from runtime.client.seeds import MAX_SEED
+from soundstorm.apps.cli.arguments import seed_argument
+from soundstorm.runtime.client.seeds import MAX_SEED
 from soundstorm.validation import InputError
 
 
@@ -55,7 +55,7 @@ def client_from_args(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if not args.server:
         check_model_dir(args.model)
-    from runtime.client import Client
+    from soundstorm.runtime.client import Client
     if args.server:
         return Client(args.server, args.model_name, deadline_seconds=args.deadline)
     return Client.embedded(args.model)
@@ -64,8 +64,8 @@ def client_from_args(args):
 def check_model_dir(model: Path) -> None:
     """NOT_FOUND (exit 3) naming the folder and saying how to point at a model, unless
     `model` holds a SavedModel (a version folder or a model base path)."""
-    from protos.status import StatusError, not_found
-    from runtime.savedmodel.layout import find_version_dir
+    from soundstorm.protos.status import StatusError, not_found
+    from soundstorm.runtime.savedmodel.layout import find_version_dir
     try:
         find_version_dir(model)
     except StatusError as error:
@@ -119,8 +119,8 @@ def _synthesize(args) -> int:
 
     import numpy as np
     from tqdm.auto import tqdm
-    from runtime.client import Timings, write_audio
-    from runtime.client.prompt import check_output_path
+    from soundstorm.runtime.client import Timings, write_audio
+    from soundstorm.runtime.client.prompt import check_output_path
 
     check_output_path(args.out)  # before minutes of synthesis, not after
     semantic = read_semantic_file(args.semantic_file) if args.semantic_file else None
@@ -167,8 +167,8 @@ def _add_dialogue(subparsers) -> None:
 
 
 def _dialogue(args) -> int:
-    from runtime.client import write_audio
-    from runtime.client.prompt import check_output_path
+    from soundstorm.runtime.client import write_audio
+    from soundstorm.runtime.client.prompt import check_output_path
     check_output_path(args.out)
     transcript = read_text_file(args.transcript, "transcript")
     voices = {}

@@ -7,7 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from apps.cli.arguments import seed_argument
+from soundstorm.apps.cli.arguments import seed_argument
 from soundstorm.config import PRESETS, get_preset
 
 
@@ -82,7 +82,7 @@ def _train(args) -> int:
 
 
 def _add_data(subparsers) -> None:
-    from apps.corpus.build import SPEAKER_SETS, TEXT_SOURCES, CorpusConfig
+    from soundstorm.apps.corpus.build import SPEAKER_SETS, TEXT_SOURCES, CorpusConfig
     defaults = CorpusConfig()
     parser = subparsers.add_parser(
         "data", help="build the speech corpus (espeak-ng speakers x English sentences, Lyra tokens)")
@@ -129,7 +129,7 @@ def _add_data(subparsers) -> None:
 
 
 def _data_build(args) -> int:
-    from apps.corpus.build import CorpusConfig, build_corpus
+    from soundstorm.apps.corpus.build import CorpusConfig, build_corpus
     config = CorpusConfig(num_sentences=args.sentences,
                           num_heldout_sentences=args.heldout_sentences,
                           num_speakers=args.speakers, num_heldout_speakers=args.heldout_speakers,
@@ -168,7 +168,7 @@ def _add_sample(subparsers) -> None:
 
 def _sample(args) -> int:
     import json
-    from apps.evaluation.sample import sample_run
+    from soundstorm.apps.evaluation.sample import sample_run
     out = args.out or args.workdir / "samples" / str(args.index)
     figures = sample_run(args.workdir, args.data, args.split, args.index, out, seed=args.seed,
                          temperature=args.temperature)

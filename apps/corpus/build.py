@@ -35,11 +35,11 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from apps.corpus.coverage import coverage
-from apps.corpus.sentences import sentence
-from apps.corpus.wordnet_text import example_sentences, split_open_vocabulary
-from runtime.codec import Codec, LyraCodec, to_mono
-from runtime.frontend import (ENGLISH_VOICES, SPEAKERS, VARIANTS, generated_speaker, get_speaker,
+from soundstorm.apps.corpus.coverage import coverage
+from soundstorm.apps.corpus.sentences import sentence
+from soundstorm.apps.corpus.wordnet_text import example_sentences, split_open_vocabulary
+from soundstorm.runtime.codec import Codec, LyraCodec, to_mono
+from soundstorm.runtime.frontend import (ENGLISH_VOICES, SPEAKERS, VARIANTS, generated_speaker, get_speaker,
                               load_vocabulary, semantic_tokens, synthesize)
 from soundstorm.config import ConfigError
 from soundstorm.data.corpus_format import CORPUS_FORMAT_VERSION, MANIFEST, SPLITS, shard_name

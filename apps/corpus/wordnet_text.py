@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.frontend.text_check import ALLOWED_CHARACTERS
+from soundstorm.runtime.frontend.text_check import ALLOWED_CHARACTERS
 from soundstorm.config import ConfigError
 
 DEBIAN_PACKAGE = "wordnet-base"

@@ -29,7 +29,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from protos.status import StatusError
+from soundstorm.protos.status import StatusError
 
 ASR_SAMPLE_RATE = 16_000
 WHISPER_MODEL = "tiny.en"

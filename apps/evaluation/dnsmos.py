@@ -14,7 +14,7 @@ DNSMOS_SAMPLE_RATE = 16_000
 
 def dnsmos(waveform: np.ndarray, sample_rate: int) -> dict[str, float]:
     from speechmos import dnsmos as model
-    from runtime.codec import to_mono
+    from soundstorm.runtime.codec import to_mono
     audio = to_mono(waveform, sample_rate, DNSMOS_SAMPLE_RATE)
     if audio.size < DNSMOS_SAMPLE_RATE:
         raise ValueError(f"DNSMOS needs at least 1 s of audio, got "

@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from apps.evaluation.asr import (SpeechRecognizer, character_error_rate, normalise,
+from soundstorm.apps.evaluation.asr import (SpeechRecognizer, character_error_rate, normalise,
                                        word_error_rate)
-from apps.evaluation.dnsmos import dnsmos
-from apps.evaluation.speaker import speaker_similarity
+from soundstorm.apps.evaluation.dnsmos import dnsmos
+from soundstorm.apps.evaluation.speaker import speaker_similarity
 from soundstorm.validation import InputError
 
 SAMPLE_RATE = 16_000
@@ -69,8 +69,8 @@ def spread_over_sentences(examples) -> list[int]:
 
 def espeak(text: str, speaker: str) -> np.ndarray:
     """espeak-ng audio of `text` by a corpus speaker, mono at the codec's 16 kHz."""
-    from runtime.codec import to_mono
-    from runtime.frontend import get_speaker, synthesize
+    from soundstorm.runtime.codec import to_mono
+    from soundstorm.runtime.frontend import get_speaker, synthesize
     utterance = synthesize(text, get_speaker(speaker))
     return to_mono(utterance.waveform, utterance.sample_rate, SAMPLE_RATE)
 
@@ -155,7 +155,7 @@ def pooled_error_rates(rows: list[dict]) -> dict[str, float]:
 
 def _long_form(client, example, config: EvalConfig) -> dict:
     """Speaker similarity of the first and last window of one long generation."""
-    from apps.passage import semantic_of_seconds
+    from soundstorm.apps.passage import semantic_of_seconds
     prompt_audio = espeak(example.text, example.speaker)
     voice = client.voice_prompt(prompt_audio, sample_rate=SAMPLE_RATE, transcript=example.text)
     chunks = list(client.stream(voice=voice, seed=config.seed, temperature=config.temperature,

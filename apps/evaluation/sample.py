@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from apps.evaluation.spectral import mel_cepstral_distortion
-from runtime.codec import Codec, write_wav
+from soundstorm.apps.evaluation.spectral import mel_cepstral_distortion
+from soundstorm.runtime.codec import Codec, write_wav
 from soundstorm.config import SoundStormConfig
 from soundstorm.data.loader import Example
 from soundstorm.decoding import generate
@@ -80,7 +80,7 @@ def sample_run(workdir: Path, corpus_dir: Path, split: str, index: int, out: Pat
     Raises InputError for an index outside the split, ConfigError for a corpus whose token
     settings the model does not share.
     """
-    from apps.corpus.build import CorpusConfig, make_codec
+    from soundstorm.apps.corpus.build import CorpusConfig, make_codec
     from soundstorm.data.loader import SpeechCorpus, pick_prompt
     from soundstorm.run_dir import RunDirectory
 

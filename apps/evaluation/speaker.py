@@ -23,7 +23,7 @@ def _encoder():
 def speaker_embedding(waveform: np.ndarray, sample_rate: int) -> np.ndarray:
     """float32 [256], unit norm: who is speaking (not what is said)."""
     from resemblyzer import preprocess_wav
-    from runtime.codec import to_mono
+    from soundstorm.runtime.codec import to_mono
     audio = to_mono(waveform, sample_rate, ENCODER_SAMPLE_RATE)
     if audio.size < ENCODER_SAMPLE_RATE // 4:
         raise ValueError(f"need at least 0.25 s of audio for a speaker embedding, got "

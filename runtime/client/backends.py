@@ -12,10 +12,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from protos import model_contract_pb2
-from protos.status import StatusError
-from runtime.client.errors import ClientError
-from runtime.savedmodel.layout import find_version_dir
+from soundstorm.protos import model_contract_pb2
+from soundstorm.protos.status import StatusError
+from soundstorm.runtime.client.errors import ClientError
+from soundstorm.runtime.savedmodel.layout import find_version_dir
 
 DEFAULT_RETRIES = 3
 DEFAULT_DEADLINE_SECONDS = 600.0
@@ -56,15 +56,15 @@ class EmbeddedBackend:
     """
 
     def __init__(self, model_dir: Path):
-        from runtime.savedmodel.layout import parse_version
-        from runtime.savedmodel.servable import Servable
+        from soundstorm.runtime.savedmodel.layout import parse_version
+        from soundstorm.runtime.savedmodel.servable import Servable
         self.path = find_version_dir(model_dir)
         self.version = parse_version(self.path.name)
         self._servable = Servable(self.path.parent.name, self.version, self.path)
 
     def generate(self, inputs: dict[str, np.ndarray], signature: str = "serving_default"
                  ) -> dict[str, np.ndarray]:
-        from runtime.savedmodel.tf_status import message_of, status_code_of
+        from soundstorm.runtime.savedmodel.tf_status import message_of, status_code_of
         try:
             signature = self._servable.check_signature(signature)
             self._servable.check_inputs(signature, inputs)

@@ -21,11 +21,11 @@ from typing import Iterator
 
 import numpy as np
 
-from runtime.client.backends import (DEFAULT_DEADLINE_SECONDS, DEFAULT_MAX_MESSAGE_BYTES,
+from soundstorm.runtime.client.backends import (DEFAULT_DEADLINE_SECONDS, DEFAULT_MAX_MESSAGE_BYTES,
                                      DEFAULT_RETRIES, EmbeddedBackend, GrpcBackend)
-from runtime.client.errors import ClientError, bad_input, client_errors as _client_errors
-from runtime.client.prompt import TIMING_SPEAKER, VoicePrompt, parse_transcript, read_audio
-from runtime.client.seeds import MAX_SEED, derived_seed, is_seed
+from soundstorm.runtime.client.errors import ClientError, bad_input, client_errors as _client_errors
+from soundstorm.runtime.client.prompt import TIMING_SPEAKER, VoicePrompt, parse_transcript, read_audio
+from soundstorm.runtime.client.seeds import MAX_SEED, derived_seed, is_seed
 
 # Silence between dialogue turns.
 TURN_GAP_SECONDS = 0.25
@@ -157,7 +157,7 @@ class Client:
             if self.contract.codec.name != "lyra_v2":
                 raise bad_input(f"the model's codec is {self.contract.codec.name!r}; this client "
                                 "decodes lyra_v2 (a model trained on synthetic tokens has none)")
-            from runtime.codec import LyraCodec
+            from soundstorm.runtime.codec import LyraCodec
             self._codec = LyraCodec(self._codec_dir, lyra_levels=self.contract.codec.native_levels,
                                     group_size=self.contract.codec.group_size)
             if (self._codec.num_levels, self._codec.codebook_size) != (self.num_levels,
@@ -173,7 +173,7 @@ class Client:
         return self.contract.codec.sample_rate
 
     def _vocabulary(self):
-        from runtime.frontend import load_vocabulary
+        from soundstorm.runtime.frontend import load_vocabulary
         prefix = "espeak-phonemes-"
         if not self.contract.semantic.vocabulary.startswith(prefix):
             raise bad_input(f"the model's semantic vocabulary is "
@@ -193,7 +193,7 @@ class Client:
           ClientError: INVALID_ARGUMENT for empty text, text with nothing to say, a character
             with no reading (named, with its position), or a model without a text vocabulary.
         """
-        from runtime.frontend import get_speaker, text_to_semantic
+        from soundstorm.runtime.frontend import get_speaker, text_to_semantic
         if not text or not text.strip():
             raise bad_input("the text is empty")
         return text_to_semantic(text, get_speaker(TIMING_SPEAKER), self._vocabulary(),
@@ -239,7 +239,7 @@ class Client:
         if frames < ratio:
             raise bad_input("the voice prompt is too short to use")
         if transcript is not None:
-            from runtime.frontend import get_speaker, normalize_text, semantic_tokens, synthesize
+            from soundstorm.runtime.frontend import get_speaker, normalize_text, semantic_tokens, synthesize
             utterance = synthesize(normalize_text(transcript), get_speaker(TIMING_SPEAKER))
             whole = semantic_tokens(utterance, self._vocabulary(), self.contract.semantic.rate_hz,
                                     num_frames=-(-tokens.shape[0] // ratio))

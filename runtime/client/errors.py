@@ -14,7 +14,7 @@ import contextlib
 
 import grpc
 
-from protos.status import StatusError
+from soundstorm.protos.status import StatusError
 
 
 class ClientError(StatusError):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.client.errors import bad_input, client_errors
+from soundstorm.runtime.client.errors import bad_input, client_errors
 
 # The espeak voice whose timing turns text into semantic tokens (the model gives the
 # speech the prompt's voice; only phoneme durations come from here).

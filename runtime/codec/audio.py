@@ -9,7 +9,7 @@ import numpy as np
 from scipy.io import wavfile
 from scipy.signal import resample_poly
 
-from runtime.codec.base import CodecError
+from soundstorm.runtime.codec.base import CodecError
 
 # Integer PCM is scaled by the magnitude of its most negative value.
 _INTEGER_FULL_SCALE = {np.dtype(np.int16): 2.0 ** 15, np.dtype(np.int32): 2.0 ** 31}

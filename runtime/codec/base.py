@@ -6,7 +6,7 @@ import abc
 
 import numpy as np
 
-from protos.status import StatusError
+from soundstorm.protos.status import StatusError
 
 
 class CodecError(StatusError, ValueError):

@@ -1,6 +1,6 @@
 """Fetches the Lyra v2 model files at the pinned commit and checks their sha256 sums.
 
-    python -m runtime.codec.fetch DEST_DIR
+    python -m soundstorm.runtime.codec.fetch DEST_DIR
 
 For users with internet access; tests never download (they read the shared
 folder or $SOUNDSTORM_CODEC_DIR). Each file is written under a temporary name
@@ -16,8 +16,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from runtime.codec.base import CodecError
-from runtime.codec.lyra import LYRA_COMMIT, LYRA_SHA256, sha256_of
+from soundstorm.runtime.codec.base import CodecError
+from soundstorm.runtime.codec.lyra import LYRA_COMMIT, LYRA_SHA256, sha256_of
 
 SOURCE_URL = "https://raw.githubusercontent.com/google/lyra/{commit}/lyra/model_coeffs/{name}"
 _TIMEOUT_S = 60
@@ -48,7 +48,7 @@ def fetch(dest, opener=urllib.request.urlopen) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m runtime.codec.fetch", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m soundstorm.runtime.codec.fetch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dest", type=Path, help="folder to hold the three .tflite files")
     args = parser.parse_args(argv)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime.codec.base import CodecError
+from soundstorm.runtime.codec.base import CodecError
 
 
 def group_levels(codes: np.ndarray, group_size: int, base: int) -> np.ndarray:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.codec.audio import to_mono
-from runtime.codec.base import Codec, CodecError
-from runtime.codec.grouping import group_levels, ungroup_levels
+from soundstorm.runtime.codec.audio import to_mono
+from soundstorm.runtime.codec.base import Codec, CodecError
+from soundstorm.runtime.codec.grouping import group_levels, ungroup_levels
 
 # The files as published in github.com/google/lyra, lyra/model_coeffs, release 1.3.2.
 LYRA_COMMIT = "47698dadf0010abff6a848e02642f55f806d4842"

@@ -3,15 +3,15 @@
 Pure numpy + ctypes + stdlib; nothing here imports JAX or TensorFlow.
 """
 
-from runtime.frontend.errors import FrontendError
-from runtime.frontend.espeak import Utterance, espeak_version, synthesize
-from runtime.frontend.normalize import normalize_text
-from runtime.frontend.semantic import lost_phonemes, lost_spans, semantic_tokens, text_to_semantic
-from runtime.frontend.spans import SILENCE_SYMBOL, PhonemeSpan
-from runtime.frontend.speakers import (ENGLISH_VOICES, SPEAKERS, VARIANTS, Speaker, generated_speaker,
+from soundstorm.runtime.frontend.errors import FrontendError
+from soundstorm.runtime.frontend.espeak import Utterance, espeak_version, synthesize
+from soundstorm.runtime.frontend.normalize import normalize_text
+from soundstorm.runtime.frontend.semantic import lost_phonemes, lost_spans, semantic_tokens, text_to_semantic
+from soundstorm.runtime.frontend.spans import SILENCE_SYMBOL, PhonemeSpan
+from soundstorm.runtime.frontend.speakers import (ENGLISH_VOICES, SPEAKERS, VARIANTS, Speaker, generated_speaker,
                                       get_speaker)
-from runtime.frontend.text_check import MAX_TEXT_CHARS
-from runtime.frontend.vocabulary import PhonemeVocabulary, load_vocabulary
+from soundstorm.runtime.frontend.text_check import MAX_TEXT_CHARS
+from soundstorm.runtime.frontend.vocabulary import PhonemeVocabulary, load_vocabulary
 
 __all__ = [
     "ENGLISH_VOICES", "MAX_TEXT_CHARS", "SILENCE_SYMBOL", "SPEAKERS", "FrontendError",

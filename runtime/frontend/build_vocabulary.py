@@ -1,6 +1,6 @@
 """Regenerates a phoneme vocabulary file from what espeak actually says.
 
-    .venv/bin/python -m runtime.frontend.build_vocabulary [--version v1] [--check]
+    .venv/bin/python -m soundstorm.runtime.frontend.build_vocabulary [--version v1] [--check]
 
 Every built-in sentence (english_text.py) is said by every built-in speaker and
 every phoneme symbol espeak reports is collected. Silence gets id 0; the other
@@ -16,11 +16,11 @@ import argparse
 import sys
 from typing import Iterable
 
-from runtime.frontend.english_text import SENTENCES
-from runtime.frontend.espeak import espeak_version, synthesize
-from runtime.frontend.spans import SILENCE_SYMBOL
-from runtime.frontend.speakers import SPEAKERS, Speaker
-from runtime.frontend.vocabulary import DEFAULT_VERSION, vocabulary_path
+from soundstorm.runtime.frontend.english_text import SENTENCES
+from soundstorm.runtime.frontend.espeak import espeak_version, synthesize
+from soundstorm.runtime.frontend.spans import SILENCE_SYMBOL
+from soundstorm.runtime.frontend.speakers import SPEAKERS, Speaker
+from soundstorm.runtime.frontend.vocabulary import DEFAULT_VERSION, vocabulary_path
 
 
 def header_line(version: str, espeak: str) -> str:

@@ -5,7 +5,7 @@ caused by an input (text, speaker, vocabulary file, missing system package) that
 the caller can fix.
 """
 
-from protos.status import StatusError
+from soundstorm.protos.status import StatusError
 
 
 class FrontendError(StatusError, ValueError):

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from runtime.frontend.errors import FrontendError
-from runtime.frontend.libespeak import DEBIAN_PACKAGE
-from runtime.frontend.speakers import Speaker
-from runtime.frontend.spans import PhonemeSpan, spans_from_events
-from runtime.frontend.text_check import MAX_TEXT_CHARS, check_text
-from runtime.frontend.worker_protocol import read_message, write_message
+from soundstorm.runtime.frontend.errors import FrontendError
+from soundstorm.runtime.frontend.libespeak import DEBIAN_PACKAGE
+from soundstorm.runtime.frontend.speakers import Speaker
+from soundstorm.runtime.frontend.spans import PhonemeSpan, spans_from_events
+from soundstorm.runtime.frontend.text_check import MAX_TEXT_CHARS, check_text
+from soundstorm.runtime.frontend.worker_protocol import read_message, write_message
 
-WORKER_MODULE = "runtime.frontend.espeak_worker"
+WORKER_MODULE = "soundstorm.runtime.frontend.espeak_worker"
 # The directory that holds the `runtime` package, for the worker's import path.
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 WORKER_EXIT_TIMEOUT_S = 10.0

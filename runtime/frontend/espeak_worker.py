@@ -19,7 +19,7 @@ first sends {"ok": true, "sample_rate": ..., "version": ...} (or
 [[name, sample], ...]} with the int16 samples as payload, or {"ok": false,
 "error": ...}. The worker exits when its stdin closes.
 
-    python -m runtime.frontend.espeak_worker   (started by espeak.py, not by hand)
+    python -m soundstorm.runtime.frontend.espeak_worker   (started by espeak.py, not by hand)
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import os
 import sys
 from typing import BinaryIO
 
-from runtime.frontend.libespeak import Espeak, EspeakCallError, EspeakUnavailable
-from runtime.frontend.worker_protocol import encode_message, read_message, write_message
+from soundstorm.runtime.frontend.libespeak import Espeak, EspeakCallError, EspeakUnavailable
+from soundstorm.runtime.frontend.worker_protocol import encode_message, read_message, write_message
 
 STDOUT_FD = 1
 STDERR_FD = 2

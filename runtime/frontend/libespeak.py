@@ -29,8 +29,8 @@ from pathlib import Path
 
 import grpc
 
-from protos.status import StatusError
-from runtime.frontend.errors import FrontendError
+from soundstorm.protos.status import StatusError
+from soundstorm.runtime.frontend.errors import FrontendError
 
 LIBRARY_SONAME = "libespeak-ng.so.1"
 DEBIAN_PACKAGE = "espeak-ng"

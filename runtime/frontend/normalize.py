@@ -38,8 +38,8 @@ from typing import Callable
 
 from num2words import num2words
 
-from runtime.frontend.errors import FrontendError
-from runtime.frontend.text_check import ALLOWED_CHARACTERS, describe_character
+from soundstorm.runtime.frontend.errors import FrontendError
+from soundstorm.runtime.frontend.text_check import ALLOWED_CHARACTERS, describe_character
 
 # Step 1: characters that mean something other than their NFKC form when read aloud.
 _PAUSE = ","

@@ -15,12 +15,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from runtime.frontend.errors import FrontendError
-from runtime.frontend.normalize import normalize_text
-from runtime.frontend.espeak import Utterance, synthesize
-from runtime.frontend.spans import PhonemeSpan
-from runtime.frontend.speakers import Speaker
-from runtime.frontend.vocabulary import PhonemeVocabulary
+from soundstorm.runtime.frontend.errors import FrontendError
+from soundstorm.runtime.frontend.normalize import normalize_text
+from soundstorm.runtime.frontend.espeak import Utterance, synthesize
+from soundstorm.runtime.frontend.spans import PhonemeSpan
+from soundstorm.runtime.frontend.speakers import Speaker
+from soundstorm.runtime.frontend.vocabulary import PhonemeVocabulary
 
 TOKEN_DTYPE = np.int32
 

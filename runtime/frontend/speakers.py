@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from runtime.frontend.errors import FrontendError
+from soundstorm.runtime.frontend.errors import FrontendError
 
 # espeak-ng 1.51 English voices, by the name espeak_SetVoiceByName accepts
 # ("en" is British English; "en-gb" is not a name it knows).

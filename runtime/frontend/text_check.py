@@ -12,7 +12,7 @@ from __future__ import annotations
 import string
 import unicodedata
 
-from runtime.frontend.errors import FrontendError
+from soundstorm.runtime.frontend.errors import FrontendError
 
 MAX_TEXT_CHARS = 1000
 ALLOWED_PUNCTUATION = ".,;:!?'-"

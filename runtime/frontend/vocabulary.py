@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runtime.frontend.errors import FrontendError
-from runtime.frontend.spans import SILENCE_SYMBOL
+from soundstorm.runtime.frontend.errors import FrontendError
+from soundstorm.runtime.frontend.spans import SILENCE_SYMBOL
 
 VOCABULARY_DIR = Path(__file__).resolve().parent
 DEFAULT_VERSION = "v1"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import grpc
 
-from protos.status import StatusError
+from soundstorm.protos.status import StatusError
 
 ASSETS_EXTRA = Path("assets.extra")  # files TF Serving reads beside the SavedModel
 WARMUP_FILE = ASSETS_EXTRA / "tf_serving_warmup_requests"

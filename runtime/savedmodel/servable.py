@@ -12,9 +12,9 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow.python.util import deprecation
 
-from protos.status import StatusError, invalid_argument
-from runtime.savedmodel.layout import MAX_WARMUP_RECORDS, SAVED_MODEL_FILE, WARMUP_FILE
-from runtime.savedmodel.tf_status import message_of, status_code_of
+from soundstorm.protos.status import StatusError, invalid_argument
+from soundstorm.runtime.savedmodel.layout import MAX_WARMUP_RECORDS, SAVED_MODEL_FILE, WARMUP_FILE
+from soundstorm.runtime.savedmodel.tf_status import message_of, status_code_of
 
 
 def read_signature_defs(version_dir: Path) -> dict[str, meta_graph_pb2.SignatureDef]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from protos.status import StatusError
+from soundstorm.protos.status import StatusError
 
 
 def status_code_of(error: Exception) -> grpc.StatusCode:

@@ -19,7 +19,7 @@ import threading
 
 import grpc
 
-from protos.status import StatusError
+from soundstorm.protos.status import StatusError
 
 # 1 GiB: sixteen requests at the 64 MiB message limit; a 60 s request of the paper's model
 # holds ~100 KB, so thousands of ordinary requests fit.

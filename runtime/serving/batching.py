@@ -23,8 +23,8 @@ from typing import Callable
 import numpy as np
 from google.protobuf import text_format
 
-from protos import tf_serving_config_pb2
-from protos.status import invalid_argument, unavailable
+from soundstorm.protos import tf_serving_config_pb2
+from soundstorm.protos.status import invalid_argument, unavailable
 
 
 @dataclasses.dataclass(frozen=True)

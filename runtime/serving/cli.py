@@ -9,11 +9,11 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from protos import tf_serving_config_pb2
-from protos.status import StatusError, invalid_argument, not_found
-from runtime.serving.batching import BatchingOptions
-from runtime.serving.flags import ServerFlags, grpc_channel_arguments, validate
-from runtime.serving.server import (LOG, ModelServer, ServerOptions, read_model_config,
+from soundstorm.protos import tf_serving_config_pb2
+from soundstorm.protos.status import StatusError, invalid_argument, not_found
+from soundstorm.runtime.serving.batching import BatchingOptions
+from soundstorm.runtime.serving.flags import ServerFlags, grpc_channel_arguments, validate
+from soundstorm.runtime.serving.server import (LOG, ModelServer, ServerOptions, read_model_config,
                                     single_model_config)
 
 

@@ -29,8 +29,8 @@ import dataclasses
 import os
 from pathlib import Path
 
-from runtime.serving.admission import DEFAULT_MAX_INFLIGHT_BYTES
-from protos.status import invalid_argument
+from soundstorm.runtime.serving.admission import DEFAULT_MAX_INFLIGHT_BYTES
+from soundstorm.protos.status import invalid_argument
 
 _CPUS = os.cpu_count() or 1
 

@@ -27,7 +27,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 
-from protos.status import StatusError, invalid_argument
+from soundstorm.protos.status import StatusError, invalid_argument
 
 # TF's DataTypeString names, which TF Serving's messages use (tensorflow/core/framework/types.cc).
 _DTYPE_NAMES = {tf.float32: "float", tf.float64: "double", tf.int32: "int32", tf.uint8: "uint8",

@@ -26,10 +26,10 @@ import grpc
 from tensorflow_serving.apis import get_model_status_pb2, status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from protos.status import StatusError, invalid_argument, not_found
-from runtime.savedmodel.layout import version_dirs
-from runtime.savedmodel.servable import Servable
-from runtime.savedmodel.tf_status import status_of
+from soundstorm.protos.status import StatusError, invalid_argument, not_found
+from soundstorm.runtime.savedmodel.layout import version_dirs
+from soundstorm.runtime.savedmodel.servable import Servable
+from soundstorm.runtime.savedmodel.tf_status import status_of
 
 State = get_model_status_pb2.ModelVersionStatus.State
 

@@ -39,11 +39,11 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      get_model_status_pb2, model_pb2, regression_pb2)
 
-from protos.status import HTTP_STATUS, StatusError, invalid_argument
-from runtime.savedmodel.tf_status import message_of, status_code_of
-from runtime.serving import json_tensor
-from runtime.serving.admission import JSON_BYTES_FACTOR
-from runtime.serving.rest_connections import use_bounded_channels
+from soundstorm.protos.status import HTTP_STATUS, StatusError, invalid_argument
+from soundstorm.runtime.savedmodel.tf_status import message_of, status_code_of
+from soundstorm.runtime.serving import json_tensor
+from soundstorm.runtime.serving.admission import JSON_BYTES_FACTOR
+from soundstorm.runtime.serving.rest_connections import use_bounded_channels
 
 # tensorflow/serving model_servers/http_rest_api_util.h: the predict and status patterns.
 _PREDICT_PATH = re.compile(

@@ -29,14 +29,14 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      prediction_service_pb2_grpc, status_pb2)
 from tensorflow_serving.config import model_server_config_pb2
 
-from runtime.serving.admission import DEFAULT_MAX_INFLIGHT_BYTES, InflightBudget
-from runtime.serving.batching import Batcher, BatchingOptions
-from protos.status import StatusError, invalid_argument, not_found
-from runtime.savedmodel.tf_status import message_of, status_code_of
-from runtime.serving.manager import ModelManager
-from runtime.serving.metrics import ServerMetrics
-from runtime.savedmodel.servable import Servable
-from runtime.serving.tensors import declared_bytes, parse_tensor, tensor_proto
+from soundstorm.runtime.serving.admission import DEFAULT_MAX_INFLIGHT_BYTES, InflightBudget
+from soundstorm.runtime.serving.batching import Batcher, BatchingOptions
+from soundstorm.protos.status import StatusError, invalid_argument, not_found
+from soundstorm.runtime.savedmodel.tf_status import message_of, status_code_of
+from soundstorm.runtime.serving.manager import ModelManager
+from soundstorm.runtime.serving.metrics import ServerMetrics
+from soundstorm.runtime.savedmodel.servable import Servable
+from soundstorm.runtime.serving.tensors import declared_bytes, parse_tensor, tensor_proto
 
 # 64 MiB: a 60 s request of the paper's model is ~100 KB, its answer ~150 KB; far past that
 # is a mistake or an attack, answered RESOURCE_EXHAUSTED by gRPC itself.
@@ -356,7 +356,7 @@ class ModelServer:
                 raise StatusError(f"cannot listen on the Unix socket "
                                   f"{self.options.grpc_socket_path}", grpc.StatusCode.UNAVAILABLE)
         if self.options.rest_api_port or self.options.rest_api_port == -1:
-            from runtime.serving.rest import RestServer
+            from soundstorm.runtime.serving.rest import RestServer
             self._rest = RestServer(self, self.options.host, max(self.options.rest_api_port, 0))
             self.rest_port = self._rest.port
         self.manager.start_polling(self.options.poll_seconds)

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
 
-from protos.status import StatusError, invalid_argument
+from soundstorm.protos.status import StatusError, invalid_argument
 
 # What one element of a string tensor costs once built (numpy object array: an 8-byte pointer
 # and a 33-byte bytes object at least), counted before anything is built.
