@@ -146,6 +146,15 @@ class GrpcBackend:
         return {key: tf.make_ndarray(proto) for key, proto in response.outputs.items()}
 
     def contract(self) -> model_contract_pb2.ModelContract:
+        """The model's contract (its metadata signature): the first call, so it first waits
+        (up to the deadline) for the channel to connect, and names an unreachable target
+        as such (UNAVAILABLE) rather than as the deadline that retries against it ran into."""
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=self.deadline_seconds)
+        except grpc.FutureTimeoutError:
+            raise ClientError(grpc.StatusCode.UNAVAILABLE,
+                              f"{self.target}: no server answers there (waited "
+                              f"{self.deadline_seconds:g} s to connect)") from None
         return _contract_from(self.generate({"probe": np.zeros(1, np.int32)}, "metadata"))
 
     def close(self) -> None:
