@@ -167,7 +167,8 @@ def _add_dialogue(subparsers) -> None:
 
 
 def _dialogue(args) -> int:
-    from soundstorm.runtime.client import write_audio
+    from tqdm.auto import tqdm
+    from soundstorm.runtime.client import parse_transcript, write_audio
     from soundstorm.runtime.client.prompt import check_output_path
     check_output_path(args.out)
     transcript = read_text_file(args.transcript, "transcript")
@@ -177,10 +178,20 @@ def _dialogue(args) -> int:
         if not speaker or not path:
             raise InputError(f"--voice takes SPEAKER=AUDIO, got {item!r}")
         voices[speaker] = Path(path)
+    # The transcript and its speakers are checked before the model loads.
+    missing = sorted({speaker for speaker, _ in parse_transcript(transcript)} - set(voices))
+    if missing:
+        raise InputError(f"no --voice for speaker(s) {missing}")
     client = client_from_args(args)
-    prompts = {speaker: client.voice_prompt(path) for speaker, path in voices.items()}
-    speech = client.dialogue(transcript, prompts, seed=args.seed,
-                             temperature=args.temperature)
+    # One step per voice prompt (encoded by the codec), one for the turns (one batched call).
+    with tqdm(desc="dialogue", total=len(voices) + 1, unit=" step") as progress:
+        prompts = {}
+        for speaker, path in voices.items():
+            prompts[speaker] = client.voice_prompt(path)
+            progress.update()
+        speech = client.dialogue(transcript, prompts, seed=args.seed,
+                                 temperature=args.temperature)
+        progress.update()
     write_audio(args.out, speech.waveform, speech.sample_rate)
     print(f"wrote {args.out}: {speech.windows} turns, "
           f"{speech.waveform.size / speech.sample_rate:.2f} s")
