@@ -83,3 +83,19 @@ def test_the_checker_finds_each_broken_rule(tmp_path):
         "benchmarks/speed.py edits sys.path", "benchmarks/speed.py imports its sibling other"]
     # Relative imports resolve: soundstorm/data's `..model` is the core's own module.
     assert "soundstorm" not in internal.get("soundstorm", set())
+
+
+def test_the_project_is_imported_under_its_one_package_name():
+    """`soundstorm.runtime...`, never `runtime...`: the wheel installs nothing else at the top
+    level (soundstorm/__init__.py), so a bare name would work in a checkout only."""
+    import ast
+    from soundstorm import SUBPACKAGE_FOLDERS
+    bare = []
+    for path in import_graph.python_files() + sorted((import_graph.ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                     else [])
+            bare += [f"{path.relative_to(import_graph.ROOT)}: {name}" for name in names
+                     if name.split(".")[0] in SUBPACKAGE_FOLDERS]
+    assert bare == []

@@ -39,7 +39,10 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[train,test,eval,mutation]"
+# compat: the editable install is a .pth naming the checkout, not an import hook, so a copy
+# of the tree put first on PYTHONPATH (tools/mutation_score.py's mutants) is what imports.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+  --config-settings editable_mode=compat -e ".[train,test,eval,mutation]"
 
 # The deviceless TPU compile check (tools/tpu_compile_check.py) needs libtpu, the TPU
 # compiler jax pins in its `tpu` extra; the converter-options test needs the converter's
