@@ -570,8 +570,9 @@ class _FakeServable:
     def __init__(self, name, version, path, *session_threads):
         self.loads.append(version)
         self.session_threads = session_threads
-        if (Path(path) / "corrupt").exists():
-            raise ValueError(f"version {version} is corrupt\nsecond line of the cause")
+        if (Path(path) / "corrupt").exists():  # its text, if any, is the error's message
+            raise ValueError((Path(path) / "corrupt").read_text()
+                             or f"version {version} is corrupt")
         self.name, self.version, self.path = name, version, Path(path)
 
     def warm_up(self):
@@ -643,6 +644,7 @@ def test_each_load_gets_the_session_threads_and_logs_one_line(tmp_path, fake_loa
     from soundstorm.runtime.serving.manager import ModelManager
     base = tmp_path / "m"
     _versions(base, 1, 2, corrupt=(2,))
+    (base / "2" / "corrupt").write_text("version 2 is corrupt\nsecond line of the cause")
     lines = []
     manager = ModelManager(_model_config(base, all_versions=True), log=lines.append,
                            load_retry_interval_s=0, max_num_load_retries=0, warm_up=False,
