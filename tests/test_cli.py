@@ -102,3 +102,52 @@ def test_a_bad_out_is_refused_before_synthesis_and_leaves_nothing(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert code == 3 and len(err.splitlines()) == 1 and message in err, err
     assert sorted(tmp_path.iterdir()) == before  # no .partial, no output
+
+
+@pytest.mark.parametrize("option,value,message", [
+    ("--deadline", "nan", "must be a finite number > 0, got 'nan'"),
+    ("--deadline", "0", "must be a finite number > 0"),
+    ("--deadline", "-5", "must be a finite number > 0"),
+    ("--temperature", "0", "must be a finite number > 0"),
+    ("--temperature", "nan", "must be a finite number > 0"),
+    ("--prompt-seconds", "-1", "must be a finite number > 0"),
+    ("--server", "nohost", "must be HOST:PORT (or dns:///NAME:PORT), got 'nohost'"),
+    ("--server", "host:99999", "must be HOST:PORT"),
+])
+def test_values_that_can_never_work_are_usage_errors(tmp_path, capsys, option, value, message):
+    """Refused while the command line is read (exit 2), before anything loads: a NaN deadline
+    would otherwise wait for ever."""
+    with pytest.raises(SystemExit) as exited:
+        main(["synthesize", "--text", "Hi.", "--voice", str(tmp_path / "v.wav"),
+              "--out", str(tmp_path / "o.wav"), option, value])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_dialogue_voices_are_speaker_equals_audio(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["dialogue", "--transcript", str(tmp_path / "t.txt"), "--voice", "ALICE",
+              "--out", str(tmp_path / "o.wav")])
+    assert exited.value.code == 2
+    assert "takes SPEAKER=AUDIO, got 'ALICE'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--text", "..."], "nothing to say"),
+    (["--text", "  "], "the text is empty"),
+    (["--text", "Hi \U0001F642"], "unsupported character"),
+    (["--text-file", "missing.txt"], "no text file at"),
+])
+def test_synthesize_checks_the_text_and_voice_before_the_model_loads(tmp_path, capsys, args,
+                                                                     message):
+    """The model named does not even exist: the text's error comes first, in well under the
+    seconds a model takes to load."""
+    voice = tmp_path / "v.wav"
+    voice.write_bytes(b"")
+    code = main(["synthesize", *[a if a != "missing.txt" else str(tmp_path / a) for a in args],
+                 "--voice", str(voice), "--out", str(tmp_path / "o.wav"),
+                 "--model", str(tmp_path / "no-model")])
+    err = capsys.readouterr().err
+    assert code == 3 and message in err and "no model" not in err, err
+    code = main(["synthesize", "--text", "Hi.", "--voice", str(tmp_path / "none.wav"),
+                 "--out", str(tmp_path / "o.wav"), "--model", str(tmp_path / "no-model")])
+    assert code == 3 and "no audio file at" in capsys.readouterr().err

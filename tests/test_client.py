@@ -151,8 +151,14 @@ def test_bad_inputs_are_clear_errors(client, voice, voice_file, tmp_path):
     with pytest.raises(ClientError, match="prompt too long"):
         client.voice_prompt(voice_file, prompt_seconds=5)
     for nothing in (0, -1):
-        with pytest.raises(ClientError, match=r"prompt_seconds must be > 0: .* got "):
+        with pytest.raises(ClientError, match=r"prompt too short: prompt_seconds must be in \(0, "):
             client.voice_prompt(voice_file, prompt_seconds=nothing)
+    with pytest.raises(ClientError, match="voice must be a VoicePrompt .* got str"):
+        client.synthesize("Hi.", str(voice_file))  # a path where a prompt belongs
+    for name, value in (("temperature", 0.0), ("temperature", float("nan")),
+                        ("choice_temperature", -1.0), ("choice_temperature", float("inf"))):
+        with pytest.raises(ClientError, match=f"{name} must be a finite number"):
+            client.stream("Hi.", voice, **{name: value})  # refused before the first window
     with pytest.raises(ClientError, match="semantic_tokens must lie in"):
         client.synthesize(semantic_tokens=np.array([1, 2, 500]), voice=voice)
     with pytest.raises(ClientError, match="no voice prompt for speaker"):

@@ -65,6 +65,20 @@ READINGS = [
     ("x = y + 2", "x equals y plus two"),
     ("Email me @ home", "Email me at home"),
     ("Kids vs. adults", "Kids versus adults"),
+    # Found by a new user's trial: scales, decades, slashed ISO dates, letters and digits
+    # joined, telephone numbers, Drive after a name, abbreviated months, hours alone, a
+    # sentence ending in an abbreviation before a list.
+    ("A $1m deal and $2.5bn more.", "A one million dollars deal and two point five billion "
+                                    "dollars more."),
+    ("Music of the 1990s and \u201990s style", "Music of the nineteen nineties and nineties "
+                                               "style"),
+    ("Due 2024/01/05.", "Due January fifth, twenty twenty-four."),
+    ("Version v2.0 of the MP3 player", "Version v two point zero of the MP three player"),
+    ("Call 212-555-1234 now.", "Call two one two, five five five, one two three four now."),
+    ("She lives on Smith Dr.", "She lives on Smith Drive."),
+    ("Jan 5, 2024 was cold.", "January fifth, twenty twenty-four was cold."),
+    ("Meet at 7 pm.", "Meet at seven p m."),
+    ("Apples, pears, etc.\n- first item\n", "Apples, pears, et cetera. first item"),
     # espeak's raw phoneme input ("[[...]]") never reaches it: brackets are pauses.
     ("[[h@l'oU]]", "h at l'oU"),
 ]

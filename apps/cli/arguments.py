@@ -38,3 +38,35 @@ def seed_argument(text: str) -> int:
     if seed is None or not is_seed(seed):
         raise argparse.ArgumentTypeError(f"must be an integer in [0, {MAX_SEED}], got {text!r}")
     return seed
+
+
+def positive_number(text: str) -> float:
+    """A finite number > 0 (seconds, a temperature); refused at parse time otherwise
+    (`nan`, `inf`, 0 and negatives included)."""
+    import math
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def server_address(text: str) -> str:
+    """A gRPC target: HOST:PORT, [IPv6]:PORT, or a URI such as dns:///NAME:PORT or
+    unix:PATH; refused at parse time without a port."""
+    if "://" in text or text.startswith(("unix:", "unix-abstract:")):
+        return text
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"must be HOST:PORT (or dns:///NAME:PORT), got {text!r}")
+    return text
+
+
+def speaker_audio(text: str) -> tuple[str, str]:
+    """--voice SPEAKER=AUDIO, refused at parse time without both parts."""
+    speaker, _, path = text.partition("=")
+    if not speaker.strip() or not path:
+        raise argparse.ArgumentTypeError(f"takes SPEAKER=AUDIO, got {text!r}")
+    return speaker.strip(), path

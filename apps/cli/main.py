@@ -36,8 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.add_commands(subparsers)
-    for command in subparsers.choices.values():
+    for name, command in subparsers.choices.items():
         command.epilog = command.epilog or EPILOG
+        if name != "serve":  # serve takes tensorflow_model_server's flags only
+            # Also after the command (SUPPRESS: an absent one keeps the top-level value).
+            command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                                 help="show the libraries' own log lines")
         _show_defaults(command)
     return parser
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from soundstorm.apps.cli.arguments import seed_argument
+from soundstorm.apps.cli.arguments import (positive_number, seed_argument, server_address,
+                                           speaker_audio)
 from soundstorm.runtime.client.seeds import MAX_SEED
 from soundstorm.validation import InputError
 
@@ -28,22 +29,26 @@ def read_text_file(path: Path, what: str) -> str:
 
 # Relative to the working directory: a checkout's root holds the reference model there.
 DEFAULT_MODEL = Path("models/soundstorm")
+# How long a command waits for --server to accept a connection before saying it is not there.
+CONNECT_SECONDS = 20.0
 
 
 def add_client_options(parser) -> None:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
                         help="SavedModel to run in-process: a model base path or version folder "
                              "(default models/soundstorm, the committed reference model)")
-    parser.add_argument("--server", default=None,
+    parser.add_argument("--server", type=server_address, default=None,
                         help="HOST:PORT of a TF Serving endpoint (ours or tensorflow_model_server) "
                              "instead of --model; dns:///NAME:PORT balances over a fleet")
     parser.add_argument("--model-name", default="soundstorm", help="model name on --server")
-    parser.add_argument("--deadline", type=float, default=600.0, help="seconds per call")
+    parser.add_argument("--deadline", type=positive_number, default=600.0,
+                        help="seconds per call to --server, retries included; connecting waits "
+                             f"at most {CONNECT_SECONDS:g} s of it")
     parser.add_argument("--seed", type=seed_argument, default=0,
                         help=f"sampling seed, an integer in [0, {MAX_SEED}]; long-form windows "
                              "and dialogue turns use seed + k, wrapped into that range "
                              "(default %(default)s)")
-    parser.add_argument("--temperature", type=float, default=None,
+    parser.add_argument("--temperature", type=positive_number, default=None,
                         help="sampling temperature of the first level, > 0 (default: the "
                              "model's, from its contract)")
 
@@ -57,7 +62,8 @@ def client_from_args(args):
         check_model_dir(args.model)
     from soundstorm.runtime.client import Client
     if args.server:
-        return Client(args.server, args.model_name, deadline_seconds=args.deadline)
+        return Client(args.server, args.model_name, deadline_seconds=args.deadline,
+                      connect_seconds=min(args.deadline, CONNECT_SECONDS))
     return Client.embedded(args.model)
 
 
@@ -69,8 +75,9 @@ def check_model_dir(model: Path) -> None:
     try:
         find_version_dir(model)
     except StatusError as error:
-        default = "the default, " if model == DEFAULT_MODEL else ""
-        raise not_found(f"{error.message} ({default}relative to {Path.cwd()}): pass --model "
+        where = (f" (the default, relative to {Path.cwd()})" if model == DEFAULT_MODEL else
+                 f" (relative to {Path.cwd()})" if not model.is_absolute() else "")
+        raise not_found(f"{error.message}{where}: pass --model "
                         "PATH, a SoundStorm SavedModel version folder or model base path (a "
                         "checkout holds the reference model in models/soundstorm), or --server "
                         "HOST:PORT") from None
@@ -90,7 +97,7 @@ def _add_synthesize(subparsers) -> None:
     parser.add_argument("--voice", type=Path, required=True,
                         help="voice prompt audio (wav, flac, ...; any rate, mono or stereo)")
     parser.add_argument("--voice-text", default=None, help="what the voice prompt says, if known")
-    parser.add_argument("--prompt-seconds", type=float, default=None,
+    parser.add_argument("--prompt-seconds", type=positive_number, default=None,
                         help="use this much of the voice (default: the model's prompt budget)")
     parser.add_argument("--out", type=Path, required=True, help="output wav")
     add_client_options(parser)
@@ -122,15 +129,24 @@ def _synthesize(args) -> int:
     from soundstorm.runtime.client import Timings, write_audio
     from soundstorm.runtime.client.prompt import check_output_path
 
-    check_output_path(args.out)  # before minutes of synthesis, not after
+    # Everything the user gave is checked before the model loads (seconds), not after.
+    check_output_path(args.out)
     semantic = read_semantic_file(args.semantic_file) if args.semantic_file else None
+    text = None
+    if semantic is None:
+        from soundstorm.runtime.frontend import normalize_text
+        text = (read_text_file(args.text_file, "text file") if args.text_file is not None
+                else args.text)
+        if not text.strip():
+            raise InputError("the text is empty")
+        normalize_text(text)  # raises for text with nothing to say or no reading
+    if not args.voice.is_file():
+        raise FileNotFoundError(f"no audio file at {args.voice}")
     client = client_from_args(args)
     voice = client.voice_prompt(args.voice, transcript=args.voice_text,
                                 prompt_seconds=args.prompt_seconds)
     timings, chunks = Timings(), []
     if semantic is None:
-        text = (read_text_file(args.text_file, "text file") if args.text_file is not None
-                else args.text)
         started = time.perf_counter()
         semantic = client.text_to_semantic(text)
         timings.frontend_s = time.perf_counter() - started
@@ -160,6 +176,7 @@ def _add_dialogue(subparsers) -> None:
     parser.add_argument("--transcript", type=Path, required=True,
                         help="a UTF-8 text file of lines 'SPEAKER: text', one turn per line")
     parser.add_argument("--voice", action="append", required=True, metavar="SPEAKER=AUDIO",
+                        type=speaker_audio,
                         help="a speaker's voice prompt (repeat per speaker)")
     parser.add_argument("--out", type=Path, required=True, help="output wav")
     add_client_options(parser)
@@ -172,16 +189,11 @@ def _dialogue(args) -> int:
     from soundstorm.runtime.client.prompt import check_output_path
     check_output_path(args.out)
     transcript = read_text_file(args.transcript, "transcript")
-    voices = {}
-    for item in args.voice:
-        speaker, _, path = item.partition("=")
-        if not speaker or not path:
-            raise InputError(f"--voice takes SPEAKER=AUDIO, got {item!r}")
-        voices[speaker] = Path(path)
+    voices = {speaker: Path(path) for speaker, path in args.voice}
     # The transcript and its speakers are checked before the model loads.
     missing = sorted({speaker for speaker, _ in parse_transcript(transcript)} - set(voices))
     if missing:
-        raise InputError(f"no --voice for speaker(s) {missing}")
+        raise InputError(f"no --voice for speaker(s) {', '.join(missing)}")
     client = client_from_args(args)
     # One step per voice prompt (encoded by the codec), one for the turns (one batched call).
     with tqdm(desc="dialogue", total=len(voices) + 1, unit=" step") as progress:

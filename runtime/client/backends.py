@@ -96,11 +96,19 @@ class GrpcBackend:
     def __init__(self, target: str, model_name: str = "soundstorm", *, version: int | None = None,
                  version_label: str = "", deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
                  retries: int = DEFAULT_RETRIES, root_certificates: bytes | None = None,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 connect_seconds: float | None = None):
+        import math
         from tensorflow_serving.apis import prediction_service_pb2_grpc
         if retries < 0 or retries > 4:  # gRPC caps maxAttempts at 5
             raise ClientError(grpc.StatusCode.INVALID_ARGUMENT,
                               f"retries must be in [0, 4], got {retries}")
+        for name, value in (("deadline_seconds", deadline_seconds),
+                            ("connect_seconds", connect_seconds)):
+            if value is not None and not (isinstance(value, (int, float))
+                                          and math.isfinite(value) and value > 0):
+                raise ClientError(grpc.StatusCode.INVALID_ARGUMENT,
+                                  f"{name} must be a finite number > 0, got {value!r}")
         options = [("grpc.max_receive_message_length", max_message_bytes),
                    ("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
@@ -118,6 +126,7 @@ class GrpcBackend:
         self.target, self.model_name = target, model_name
         self.version, self.version_label = version, version_label
         self.deadline_seconds, self.retries = deadline_seconds, retries
+        self.connect_seconds = min(connect_seconds or deadline_seconds, deadline_seconds)
 
     def _request(self, inputs: dict[str, np.ndarray], signature: str):
         import tensorflow as tf
@@ -150,11 +159,11 @@ class GrpcBackend:
         (up to the deadline) for the channel to connect, and names an unreachable target
         as such (UNAVAILABLE) rather than as the deadline that retries against it ran into."""
         try:
-            grpc.channel_ready_future(self._channel).result(timeout=self.deadline_seconds)
+            grpc.channel_ready_future(self._channel).result(timeout=self.connect_seconds)
         except grpc.FutureTimeoutError:
             raise ClientError(grpc.StatusCode.UNAVAILABLE,
                               f"{self.target}: no server answers there (waited "
-                              f"{self.deadline_seconds:g} s to connect)") from None
+                              f"{self.connect_seconds:g} s to connect)") from None
         return _contract_from(self.generate({"probe": np.zeros(1, np.int32)}, "metadata"))
 
     def close(self) -> None:

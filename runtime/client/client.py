@@ -85,6 +85,7 @@ class Client:
                  deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
                  retries: int = DEFAULT_RETRIES, root_certificates: bytes | None = None,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 connect_seconds: float | None = None,
                  codec_dir: str | Path | None = None):
         """Connects to `target` and reads the model's contract (its `metadata` signature).
 
@@ -102,6 +103,8 @@ class Client:
             TLS; default None (plain text).
           max_message_bytes: the largest message sent or received (default 64 MiB, the
             server's own default cap).
+          connect_seconds: how long the first call waits for the server to accept a
+            connection before UNAVAILABLE (default: the deadline).
           codec_dir: folder of the Lyra v2 TFLite files; default $SOUNDSTORM_CODEC_DIR or
             the per-user codec folder (`soundstorm codec fetch`).
         Raises:
@@ -112,7 +115,8 @@ class Client:
             self._init(GrpcBackend(target, model_name, version=version,
                                    version_label=version_label, deadline_seconds=deadline_seconds,
                                    retries=retries, root_certificates=root_certificates,
-                                   max_message_bytes=max_message_bytes), codec_dir)
+                                   max_message_bytes=max_message_bytes,
+                                   connect_seconds=connect_seconds), codec_dir)
 
     @classmethod
     def embedded(cls, model_dir: str | Path, *, codec_dir: str | Path | None = None
@@ -223,7 +227,7 @@ class Client:
         """
         budget_s = self.max_prompt_frames / self.frame_rate_hz
         if prompt_seconds is not None and not 0 < prompt_seconds <= budget_s:
-            what = "prompt too long" if prompt_seconds > budget_s else "prompt_seconds must be > 0"
+            what = "prompt too long" if prompt_seconds > budget_s else "prompt too short"
             raise bad_input(f"{what}: prompt_seconds must be in (0, {budget_s:g}] "
                             f"for this model, got {prompt_seconds}")
         if isinstance(audio, (str, Path)):
@@ -325,6 +329,7 @@ class Client:
         """
         timings = timings if timings is not None else Timings()
         _check_seed(seed)
+        self._sampling(temperature, choice_temperature)
         semantic = self._target_semantic(text, semantic_tokens, timings)
         windows = self._windows(semantic, self._check_voice(voice), seed, temperature,
                                 choice_temperature, timings)
@@ -478,13 +483,25 @@ class Client:
     # Helpers
 
     def _sampling(self, temperature, choice_temperature):
-        return (self.contract.default_temperature if temperature is None else temperature,
-                self.contract.default_choice_temperature if choice_temperature is None
-                else choice_temperature)
+        """The temperatures to send, checked here (the model's own checks would answer
+        with TensorFlow's words, after a round trip)."""
+        import math
+        temperature = self.contract.default_temperature if temperature is None else temperature
+        choice = (self.contract.default_choice_temperature if choice_temperature is None
+                  else choice_temperature)
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
+                and temperature > 0):
+            raise bad_input(f"temperature must be a finite number > 0, got {temperature!r}")
+        if not (isinstance(choice, (int, float)) and math.isfinite(choice) and choice >= 0):
+            raise bad_input(f"choice_temperature must be a finite number >= 0, got {choice!r}")
+        return temperature, choice
 
     def _check_voice(self, voice: VoicePrompt | None) -> VoicePrompt:
         if voice is None:
             raise bad_input("a voice prompt is required (Client.voice_prompt)")
+        if not isinstance(voice, VoicePrompt):
+            raise bad_input(f"voice must be a VoicePrompt (make one with "
+                            f"Client.voice_prompt(audio)), got {type(voice).__name__}")
         if voice.frames > self.max_prompt_frames:
             raise bad_input(f"prompt too long: {voice.frames} frames, the model takes at most "
                             f"{self.max_prompt_frames}")

@@ -117,7 +117,8 @@ def _list_number(marker: str) -> str:
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
 _ABBREVIATIONS = [  # (pattern, reading); case-sensitive, whole words
-    (r"\bMr\.", "Mister"), (r"\bMrs\.", "Missus"), (r"\bMs\.", "Miz"), (r"\bDr\.", "Doctor"),
+    (r"\bMr\.", "Mister"), (r"\bMrs\.", "Missus"), (r"\bMs\.", "Miz"),
+    (r"\bDr\.(?= [A-Z])", "Doctor"), (r"\bDr\.", "Drive"),
     (r"\bProf\.", "Professor"), (r"\bSt\.(?= [A-Z])", "Saint"), (r"\bSt\.", "Street"),
     (r"\bAve\.", "Avenue"), (r"\bMt\.", "Mount"), (r"\bJr\.", "Junior"),
     (r"\bSr\.", "Senior"), (r"\bvs\.", "versus"), (r"\betc\.", "et cetera"),
@@ -126,6 +127,10 @@ _ABBREVIATIONS = [  # (pattern, reading); case-sensitive, whole words
     (r"\bJan\.", "January"), (r"\bFeb\.", "February"), (r"\bAug\.", "August"),
     (r"\bSept?\.", "September"), (r"\bOct\.", "October"), (r"\bNov\.", "November"),
     (r"\bDec\.", "December"), (r"\ba\.m\.", "a m"), (r"\bp\.m\.", "p m"),
+    *((rf"\b{short}\.?(?= \d)", month) for short, month in (
+        ("Jan", "January"), ("Feb", "February"), ("Mar", "March"), ("Apr", "April"),
+        ("Jun", "June"), ("Jul", "July"), ("Aug", "August"), ("Sept?", "September"),
+        ("Oct", "October"), ("Nov", "November"), ("Dec", "December"))),
 ]
 _CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"),
                "\u00a3": ("pound", "pounds", "penny", "pence"),
@@ -160,7 +165,9 @@ def _currency(match: re.Match) -> str:
     symbol, amount, scale = match.group(1), match.group(2), match.group(3)
     one, many, cent, cents = _CURRENCIES[symbol]
     whole, _, fraction = amount.replace(",", "").partition(".")
-    if scale:  # "$5 million", "$2.5 billion": the scale before the unit
+    if scale:  # "$5 million", "$2.5bn": the scale before the unit
+        scale = {"k": "thousand", "m": "million", "b": "billion", "bn": "billion"}.get(scale,
+                                                                                     scale)
         return f"{_number(amount)} {scale} {many}"
     words = f"{num2words(int(whole or 0))} {one if int(whole or 0) == 1 else many}"
     if fraction:
@@ -217,14 +224,40 @@ def _keep_final_stop(reading: str) -> Callable[[re.Match], str]:
     return read
 
 
-def _words_for_digits_and_symbols(text: str) -> str:
+def _abbreviations(text: str) -> str:
+    """Read before the line breaks are (an abbreviation's period at a line's end is also the
+    sentence's)."""
     for pattern, reading in _ABBREVIATIONS:
         text = re.sub(pattern, _keep_final_stop(reading), text)
-    # Currency: "$5", "$5.50", "$1,200", "£3 million".
-    text = re.sub(rf"([$\u00a3\u20ac]) ?({_NUMBER})(?: ({'|'.join(_SCALES)})\b)?", _currency,
-                  text)
+    return text
+
+
+def _decade(digits: str) -> str:
+    """"1990" -> "nineteen nineties", "90" -> "nineties"."""
+    words = num2words(int(digits), to="year") if len(digits) == 4 else num2words(int(digits))
+    return words[:-1] + "ies" if words.endswith("y") else words + "s"
+
+
+def _digits(group: str) -> str:
+    return " ".join(num2words(int(digit)) for digit in group)
+
+
+def _words_for_digits_and_symbols(text: str) -> str:
+    # Currency: "$5", "$5.50", "$1,200", "£3 million", "$1m", "$2.5bn", "$3k".
+    text = re.sub(rf"([$\u00a3\u20ac]) ?({_NUMBER})(?: ?({'|'.join(_SCALES)}|[mkb]|bn)\b)?",
+                  _currency, text)
+    # Telephone numbers, digit by digit: 555-1234, 212-555-1234.
+    text = re.sub(r"\b(?:(\d{3})-)?(\d{3})-(\d{4})\b", lambda m: ", ".join(
+        _digits(group) for group in m.groups() if group), text)
+    # Decades: 1990s, '90s.
+    text = re.sub(r"\b(1[0-9]\d0|20\d0)s\b", lambda m: _decade(m.group(1)), text)
+    text = re.sub(r"'(\d0)s\b", lambda m: _decade(m.group(1)), text)
+    # A letter then a digit ("v2.0", "MP3"): two words.
+    text = re.sub(r"(?<=[A-Za-z])(?=\d)", " ", text)
     # Dates: ISO 2024-01-05, US 1/5/2024, "January 5th" / "January 5".
     text = re.sub(r"\b(\d{4})-(\d{2})-(\d{2})\b", lambda m: _date(
+        int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0)), text)
+    text = re.sub(r"\b(\d{4})/(\d{1,2})/(\d{1,2})\b", lambda m: _date(
         int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0)), text)
     text = re.sub(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b", lambda m: _date(
         int(m.group(3)), int(m.group(1)), int(m.group(2)), m.group(0)), text)
@@ -232,6 +265,9 @@ def _words_for_digits_and_symbols(text: str) -> str:
                   lambda m: f"{m.group(1)} {num2words(int(m.group(2)), to='ordinal')}", text)
     # Times: 3:30, 3:30 pm, 10:05 a.m. (already "a m" from the abbreviations).
     text = re.sub(r"\b(\d{1,2}):(\d{2})(?: ?([AaPp]\.? ?[Mm]\.?)(?![A-Za-z]))?", _time, text)
+    text = re.sub(r"\b(\d{1,2}) ?([AaPp]\.? ?[Mm]\.?)(?![A-Za-z])", lambda m: num2words(
+        int(m.group(1))) + " " + " ".join(m.group(2).replace(".", "").replace(" ", "").lower())
+        + _keep_final_stop("")(m), text)
     # Ordinals, percentages, fractions, units.
     text = re.sub(r"\b(\d+)(?:st|nd|rd|th)\b",
                   lambda m: num2words(int(m.group(1)), to="ordinal"), text)
@@ -279,6 +315,7 @@ def normalize_text(text: str) -> str:
         raise FrontendError(f"text must be a str, got {type(text).__name__}")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _fold_characters(text)
+    text = _abbreviations(text)
     text = _breaks(text)
     text = _words_for_digits_and_symbols(text)
     text = _tidy(text)
