@@ -2,7 +2,6 @@
 
 import time
 from concurrent import futures
-from types import SimpleNamespace
 
 import grpc
 import numpy as np

@@ -10,7 +10,6 @@ its own (read from /proc/PID/status).
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import json
 import random
 import socket

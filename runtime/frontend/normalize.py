@@ -282,7 +282,7 @@ def _words_for_digits_and_symbols(text: str) -> str:
                   lambda m: num2words(int(m.group(1)), to="year"), text)
     # Any other number, with its sign when it has one ("-5", but not "pages 3-5").
     text = re.sub(rf"(?<![\w-])-(?={_NUMBER})", "minus ", text)
-    text = re.sub(rf"(?<=\d)-(?=\d)", " to ", text)
+    text = re.sub(r"(?<=\d)-(?=\d)", " to ", text)
     text = re.sub(_NUMBER, lambda m: _number(m.group(0)), text)
     for symbol, words in _SYMBOL_WORDS.items():
         text = text.replace(symbol, words)
