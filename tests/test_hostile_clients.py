@@ -185,8 +185,11 @@ def test_a_soak_of_good_and_bad_traffic_loses_no_good_request(served, good):
     before = served.status()
     figures = soak.soak(served, arrays, seconds=20, clients=4, slow_connections=20, seed=1,
                         max_batch=MAX_BATCH)
-    time.sleep(2)  # the slow sockets' close reaches the server
-    after = served.status()
+    # The slow sockets' threads end once their close reaches the server: wait for that (a
+    # loaded CI machine can take seconds), but a thread that never ends still fails.
+    deadline = time.monotonic() + 20
+    while (after := served.status())["Threads"] > before["Threads"] and time.monotonic() < deadline:
+        time.sleep(0.5)
     print(f"\nsoak: {figures}\nbefore {before}, after {after}")
     assert figures.good_requests >= 10 and figures.bad_requests >= 10, figures
     assert figures.good_lost == 0 and figures.bad_misanswered == 0, figures.failures

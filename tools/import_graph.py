@@ -51,13 +51,30 @@ def module_name(path: Path, root: Path = ROOT) -> str:
     return ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
 
 
+def parse(path: Path, attempts: int = 5) -> ast.AST:
+    """`ast.parse` of a file, retried on CPython 3.11's spurious SystemError.
+
+    CPython 3.11 keeps the AST constructor's recursion depth in interpreter-wide state, reset
+    from the calling thread at each parse, so a parse racing a compile in another thread (a
+    lazy import in a server thread an earlier test left) can fail with "AST constructor
+    recursion depth mismatch" (python/cpython gh-106905); the same parse then succeeds.
+    """
+    for attempt in range(attempts):
+        try:
+            return ast.parse(path.read_text(), str(path))
+        except SystemError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def imports_of(path: Path, root: Path = ROOT) -> set[str]:
     """Absolute names of every module `path` imports (relative imports resolved)."""
     package = module_name(path, root).split(".")
     if path.name != "__init__.py":
         package = package[:-1]
     names = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(parse(path)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
