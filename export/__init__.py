@@ -3,11 +3,21 @@
     from soundstorm.export import ExportConfig, export_savedmodel
     export_savedmodel("runs/small-speech", "exports", ExportConfig(model_name="soundstorm"))
 
-See docs/export.md.
+See docs/export.md. The names below load on first use, so that the JAX-only modules of
+this package (stablehlo, module_runner, shapes) import where TensorFlow is not installed
+(a GPU machine running the extracted modules: docs/benchmarks.md).
 """
 
-from soundstorm.export.config import ExportConfig, ExportError
-from soundstorm.export.contract import read_contract
-from soundstorm.export.savedmodel import export_savedmodel
+import importlib
 
-__all__ = ["ExportConfig", "ExportError", "export_savedmodel", "read_contract"]
+_LAZY = {"ExportConfig": "soundstorm.export.config", "ExportError": "soundstorm.export.config",
+         "read_contract": "soundstorm.export.contract",
+         "export_savedmodel": "soundstorm.export.savedmodel"}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

@@ -17,6 +17,7 @@ from jax.experimental import jax2tf
 
 from soundstorm.export import checks
 from soundstorm.export.config import ResolvedExport
+from soundstorm.export.shapes import bucket_generate_shapes, generate_shapes, logits_shapes
 from soundstorm.config import SoundStormConfig
 from soundstorm.decoding import DecodingConfig, decode
 from soundstorm.model import SoundStorm, frame_mask_from_lengths
@@ -124,18 +125,11 @@ class SoundStormModule(tf.Module):
         precision (ExportConfig.tpu_matmul_precision).
         """
         config, resolved = self.resolved.model, self.resolved
-        ratio, levels = config.frames_per_semantic_token, config.num_levels
-        if bucket is None:
-            length_dims = ("(b, s)", f"(b, p, {levels})")
-            # Bounds that let the lowering decide symbolic comparisons (the prompt is padded to
-            # the full length inside decode); the checks enforce them at run time.
-            constraints = (f"s <= {resolved.max_frames // ratio}", f"p <= {ratio}*s")
-        else:
-            length_dims = ("(b, _)", "(b, _, _)")
-            constraints = ()
-        converted = self._convert(jax_generate(config, decoding),
-                                  (*length_dims, "(b,)", "(b,)", "(b,)", "(b,)", "(b,)"),
-                                  constraints)
+        ratio = config.frames_per_semantic_token
+        shapes = (generate_shapes(config, resolved.max_frames) if bucket is None
+                  else bucket_generate_shapes())
+        converted = self._convert(jax_generate(config, decoding), shapes.inputs,
+                                  shapes.constraints)
         precision = resolved.export.tpu_matmul_precision if bucket is not None else None
         compiled_specs = None
         if bucket is not None:
@@ -171,10 +165,9 @@ class SoundStormModule(tf.Module):
     def logits_function(self):
         """Logits of one level for given tokens: the forward pass, for scoring and parity checks."""
         config, resolved = self.resolved.model, self.resolved
-        ratio, levels = config.frames_per_semantic_token, config.num_levels
-        converted = self._convert(jax_logits(config),
-                                  ("(b, s)", f"(b, {ratio}*s, {levels})", "(b,)", "(b,)"),
-                                  (f"s <= {resolved.max_frames // ratio}",))
+        levels = config.num_levels
+        shapes = logits_shapes(config, resolved.max_frames)
+        converted = self._convert(jax_logits(config), shapes.inputs, shapes.constraints)
         @tf.function(autograph=False, jit_compile=True)
         def compiled(*inputs):
             return converted(self._float32_params(), *inputs)

@@ -12,12 +12,17 @@ this runs where TensorFlow does not.
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 from jax import export as jax_export
 from jax._src.interpreters import mlir
 from jax._src.lib import _jax
 from jax._src.lib.mlir import ir
+
+_ShapedArray = getattr(jax.core, "ShapedArray", None) or __import__(
+    "jax._src.core", fromlist=["ShapedArray"]).ShapedArray
 
 # MLIR element types of the modules we export -> NumPy dtypes.
 _DTYPES = {"i1": np.bool_, "i32": np.int32, "ui32": np.uint32, "f32": np.float32,
@@ -48,6 +53,26 @@ def module_text(module_bytes: bytes) -> str:
         return str(_jax.mlir.deserialize_portable_artifact(module_bytes, context))
 
 
+def _exported(in_avals, out_avals, module_bytes: bytes, platforms: tuple[str, ...],
+              calling_convention_version: int, name: str) -> jax_export.Exported:
+    """An Exported of `module_bytes` with these argument and result avals.
+
+    Built by exporting a stand-in of the same avals with the running JAX and swapping in
+    the module, so that the Exported's other fields (which change between JAX versions)
+    get that version's own values; only the module, its platforms and calling
+    convention, and the argument bookkeeping are ours.
+    """
+    def stand_in(*args):
+        return tuple(jax.numpy.zeros(aval.shape, aval.dtype) for aval in out_avals)
+
+    specs = [jax.ShapeDtypeStruct(aval.shape, aval.dtype) for aval in in_avals]
+    template = jax_export.export(jax.jit(stand_in), platforms=tuple(platforms))(*specs)
+    return dataclasses.replace(
+        template, fun_name=name, mlir_module_serialized=module_bytes, platforms=tuple(platforms),
+        calling_convention_version=calling_convention_version,
+        module_kept_var_idx=tuple(range(len(in_avals))), uses_global_constants=True)
+
+
 def batch_polymorphic_exported(module_bytes: bytes, platforms: tuple[str, ...],
                                calling_convention_version: int,
                                name: str = "tpu_func") -> jax_export.Exported:
@@ -65,24 +90,53 @@ def batch_polymorphic_exported(module_bytes: bytes, platforms: tuple[str, ...],
     def aval(shape, dtype):
         if None in shape[1:]:
             raise ValueError(f"{name}: a dynamic dimension other than the batch in {shape}")
-        return jax.core.ShapedArray(tuple(batch if d is None else d for d in shape), dtype)
+        return _ShapedArray(tuple(batch if d is None else d for d in shape), dtype)
 
     in_avals = tuple(aval(*t) for t in inputs)
     out_avals = tuple(aval(*t) for t in outputs)
-    count = len(in_avals)
-    return jax_export.Exported(
-        fun_name=name, in_tree=jax.tree_util.tree_structure((tuple(range(count)), {})),
-        in_avals=in_avals, out_tree=jax.tree_util.tree_structure(tuple(range(len(out_avals)))),
-        out_avals=out_avals, _has_named_shardings=False, _in_named_shardings=(None,) * count,
-        _out_named_shardings=(None,) * len(out_avals), in_shardings_hlo=(None,) * count,
-        out_shardings_hlo=(None,) * len(out_avals), nr_devices=1,
-        platforms=tuple(platforms), ordered_effects=(), unordered_effects=(),
-        disabled_safety_checks=(), mlir_module_serialized=module_bytes,
-        calling_convention_version=calling_convention_version,
-        module_kept_var_idx=tuple(range(count)), uses_global_constants=True, _get_vjp=None)
+    return _exported(in_avals, out_avals, module_bytes, platforms, calling_convention_version,
+                     name)
 
 
 def argument_specs(exported: jax_export.Exported, batch: int, sharding=None) -> list:
     """ShapeDtypeStructs of the arguments at one batch size (for lowering without data)."""
     return [jax.ShapeDtypeStruct(tuple(batch if not isinstance(d, int) else d for d in a.shape),
                                  a.dtype, sharding=sharding) for a in exported.in_avals]
+
+
+def _symbolic_shape(spec: str, static: tuple, scope) -> tuple:
+    """jax2tf's polymorphic shape spec ("(b, s)", "(b, _, _)") with "_" read from the module."""
+    dims = [d.strip() for d in spec.strip().strip("()").split(",") if d.strip()]
+    if len(dims) != len(static):
+        raise ValueError(f"shape {spec} does not have the module's rank {len(static)}")
+    return jax_export.symbolic_shape(
+        ", ".join(str(s) if d == "_" else d for d, s in zip(dims, static)), scope=scope)
+
+
+def polymorphic_exported(module_bytes: bytes, platforms: tuple[str, ...],
+                         calling_convention_version: int, *, num_parameters: int,
+                         input_shapes: tuple[str, ...], output_shapes: tuple[str, ...],
+                         constraints: tuple[str, ...] = (),
+                         name: str = "main") -> jax_export.Exported:
+    """The Exported of a jax2tf module of (parameters..., inputs...) with the symbolic input
+    and output shapes it was lowered with (export/shapes.py); parameters are static.
+
+    Raises ValueError when the module's arguments are not `num_parameters` plus one per
+    input shape, or its results not one per output shape (a module jax2tf pruned unused
+    arguments from, or another signature's manifest entry).
+    """
+    inputs, outputs = _main_types(module_bytes)
+    if len(platforms) > 1:
+        inputs = inputs[1:]  # the platform index, which Exported.call supplies
+    if len(inputs) != num_parameters + len(input_shapes) or len(outputs) != len(output_shapes):
+        raise ValueError(f"{name}: the module takes {len(inputs)} arguments and gives "
+                         f"{len(outputs)} results, not {num_parameters} parameters + "
+                         f"{len(input_shapes)} inputs and {len(output_shapes)} results")
+    scope = jax_export.SymbolicScope(constraints)
+    in_avals = [_ShapedArray(shape, dtype) for shape, dtype in inputs[:num_parameters]]
+    in_avals += [_ShapedArray(_symbolic_shape(spec, shape, scope), dtype)
+                 for spec, (shape, dtype) in zip(input_shapes, inputs[num_parameters:])]
+    out_avals = [_ShapedArray(_symbolic_shape(spec, shape, scope), dtype)
+                 for spec, (shape, dtype) in zip(output_shapes, outputs)]
+    return _exported(in_avals, out_avals, module_bytes, platforms, calling_convention_version,
+                     name)

@@ -66,9 +66,10 @@ def build_peer(config: SoundStormConfig, steps: int):
     return model
 
 
-def peer_generate(model, semantic_tokens, prompt_tokens, frames: int):
+def peer_generate(model, semantic_tokens, prompt_tokens, frames: int, device: str = "cpu"):
     """One generation (numpy int inputs [1, S], [1, P, Q]); the peer decodes only level 1
-    by sampling (`num_full_sampling_levels=1`), the others greedily, as ours does."""
+    by sampling (`num_full_sampling_levels=1`), the others greedily, as ours does; the
+    inputs are moved to `device`, where the model must be."""
     import contextlib
     import io
 
@@ -77,8 +78,8 @@ def peer_generate(model, semantic_tokens, prompt_tokens, frames: int):
     with contextlib.redirect_stderr(io.StringIO()):  # its per-iteration progress bars
         return model.generate(
             num_latents=frames,
-            cond_semantic_token_ids=torch.from_numpy(semantic_tokens.astype(np.int64)),
-            prompt_acoustic_token_ids=torch.from_numpy(prompt_tokens.astype(np.int64)),
+            cond_semantic_token_ids=torch.from_numpy(semantic_tokens.astype(np.int64)).to(device),
+            prompt_acoustic_token_ids=torch.from_numpy(prompt_tokens.astype(np.int64)).to(device),
             num_full_sampling_levels=1)
 
 
