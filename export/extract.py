@@ -112,7 +112,8 @@ def extract_modules(version_dir: Path, out_dir: Path,
     buckets = {s.name for s in contract.signatures if s.fixed_frames}
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = {"source": str(version_dir), "model_config": dataclasses.asdict(config),
-                "max_frames": contract.max_frames, "parameters": parameter_names(params),
+                "max_frames": contract.max_frames, "max_prompt_frames": contract.max_prompt_frames,
+                "parameters": parameter_names(params),
                 "modules": {}}
     for name in wanted:
         function, module_bytes, version, platforms = modules[name]

@@ -6,7 +6,8 @@ import dataclasses
 
 from soundstorm.validation import InputError
 
-SECTIONS = ("end_to_end", "savedmodel_vs_jax", "autoregressive", "peer", "grpc", "batching")
+SECTIONS = ("end_to_end", "savedmodel_vs_jax", "compute_dtype", "autoregressive", "peer", "grpc",
+            "batching")
 # TF Serving-style batching for the throughput section (serving_configs/batching_parameters.txt
 # in spirit: batch up to 16, short timeout, padded variable-length inputs).
 BATCHING = dict(max_batch_size=16, batch_timeout_micros=20_000,
@@ -19,9 +20,9 @@ VOICE_SPEAKER = "gb_female_1"
 @dataclasses.dataclass(frozen=True)
 class BenchConfig:
     seconds: tuple[float, ...] = (5.0, 10.0, 30.0, 60.0)     # end to end
-    compare_seconds: tuple[float, ...] = (5.0, 10.0, 30.0)   # SavedModel vs JAX, FLOP/s
+    compare_seconds: tuple[float, ...] = (5.0, 10.0, 30.0)   # SavedModel vs JAX, FLOP/s, bf16
     autoregressive_seconds: tuple[float, ...] = (5.0, 10.0)
-    peer_seconds: tuple[float, ...] = (5.0, 10.0)
+    peer_seconds: tuple[float, ...] = (5.0, 10.0, 30.0)
     clients: tuple[int, ...] = (1, 4, 16)
     request_seconds: float = 5.0      # one gRPC / batching request
     prompt_seconds: float = 3.0       # of the direct model calls (within the totals above)

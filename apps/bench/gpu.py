@@ -162,7 +162,11 @@ class GpuBench:
     def decode(self) -> list[dict]:
         c, bench = self.model_config, self.bench
         frames = frames_of(c, bench.seconds)
-        flops_per_example = forward_flops(c, self.params, frames) * self.decoding.num_passes
+        try:
+            flops_per_example = forward_flops(c, self.params, frames) * self.decoding.num_passes
+        except Exception as error:  # the timings still count without the FLOP rates
+            self.log(f"no FLOP count ({type(error).__name__}: {error}); rates left out")
+            flops_per_example = float("nan")
         rows = []
         self.log(f"{'dtype':>9} {'batch':>5} {'compile s':>9} {'decode s':>9} {'audio s/s':>10} "
                  f"{'TFLOP/s':>8} {'% bf16 matmul':>13}")
@@ -193,6 +197,13 @@ class GpuBench:
             raise FileNotFoundError("no --modules folder (python -m soundstorm.export.extract)")
         return ExtractedModel.load(self.bench.modules)
 
+    def _extracted_lengths(self, model) -> tuple[float, float]:
+        """(total, prompt) seconds of the extracted model's requests: the bench's, within
+        the export's limits (the module has no checks of its own)."""
+        rate = model.config.frame_rate_hz
+        return (min(self.bench.seconds, model.manifest["max_frames"] / rate),
+                min(self.bench.prompt_seconds, model.manifest["max_prompt_frames"] / rate))
+
     def savedmodel_modules(self) -> dict:
         model = self._extracted()
         config, bench = model.config, self.bench
@@ -201,14 +212,14 @@ class GpuBench:
         tree = nested_parameters(params)
         entry = model.manifest["modules"]["serving_default"]
         decoding = DecodingConfig(level_schedule=tuple(entry["level_schedule"]))
-        seconds = min(bench.seconds, model.manifest["max_frames"] / config.frame_rate_hz)
-        inputs = decode_inputs(config, 1, seconds, bench.prompt_seconds, seed=3)
+        seconds, prompt_seconds = self._extracted_lengths(model)
+        inputs = decode_inputs(config, 1, seconds, prompt_seconds, seed=3)
         function = model.function("serving_default")
         ordered, ordered_inputs = model.arguments("serving_default", params, inputs)
         run_module = lambda: np.asarray(jax.block_until_ready(function(ordered, *ordered_inputs))[0])
         run_jax = jax_decoder(config, tree, inputs, decoding)
         module_tokens, jax_tokens = run_module(), run_jax()
-        prompt = frames_of(config, bench.prompt_seconds)
+        prompt = frames_of(config, prompt_seconds)
         agreement = float((module_tokens[:, prompt:] == jax_tokens[:, prompt:]).mean())
         module_s = median_seconds(run_module, bench.repeats, warm_up=False)
         jax_s = median_seconds(run_jax, bench.repeats, warm_up=False)
@@ -231,12 +242,12 @@ class GpuBench:
         model = self._extracted()
         config, bench = model.config, self.bench
         tree = nested_parameters({k: jnp.asarray(v) for k, v in model.params.items()})
-        seconds = min(bench.seconds, model.manifest["max_frames"] / config.frame_rate_hz)
+        seconds, prompt_seconds = self._extracted_lengths(model)
         decoding = DecodingConfig.paper(config)
         tokens, logits = {}, {}
         for dtype in ("float32", "bfloat16"):
             dtype_config = config.replace(compute_dtype=dtype)
-            inputs = decode_inputs(dtype_config, 1, seconds, bench.prompt_seconds, seed=5)
+            inputs = decode_inputs(dtype_config, 1, seconds, prompt_seconds, seed=5)
             tokens[dtype] = jax_decoder(dtype_config, tree, inputs, decoding)()
             frames = tokens[dtype].shape[1]
             logits[dtype] = np.asarray(jax.jit(SoundStorm(dtype_config).apply)(
@@ -244,7 +255,7 @@ class GpuBench:
                 jnp.asarray(tokens["float32"]), frame_mask_from_lengths(
                     jnp.asarray(inputs["lengths"]), frames), jnp.zeros((1,), jnp.int32)),
                 np.float32)
-        prompt = frames_of(config, bench.prompt_seconds)
+        prompt = frames_of(config, prompt_seconds)
         agree = float((tokens["float32"][:, prompt:] == tokens["bfloat16"][:, prompt:]).mean())
         difference = np.abs(logits["float32"] - logits["bfloat16"])
         argmax_agree = float((logits["float32"].argmax(-1) == logits["bfloat16"].argmax(-1)).mean())
@@ -282,12 +293,17 @@ class GpuBench:
         return result
 
     def peer(self) -> dict:
-        import torch
-        from soundstorm.apps.bench.peer import (PEER_VERSION, build_peer, forward_passes,
-                                                peer_generate)
+        from soundstorm.apps.bench.peer import (PEER_VERSION, PeerMissing, build_peer,
+                                                forward_passes, peer_generate)
         c, bench = self.model_config, self.bench
+        try:
+            import torch
+            model = build_peer(c, self.decoding.level_schedule[0])
+        except (PeerMissing, ImportError) as error:
+            self.log(f"skipped: {error}")
+            return {"skipped": str(error)}
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = build_peer(c, self.decoding.level_schedule[0]).to(device)
+        model = model.to(device)
         inputs = decode_inputs(c, 1, bench.seconds, bench.prompt_seconds)
         frames = frames_of(c, bench.seconds)
 

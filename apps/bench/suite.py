@@ -7,6 +7,8 @@ Sections (each a table; medians of `repeats` timed calls after an untimed one):
 - savedmodel_vs_jax: the exported serving_default against the JAX `decode` of the
   same parameters on the same request, with each one's achieved FLOP/s (XLA's cost
   analysis of the forward pass x passes) against the measured matmul peak;
+- compute_dtype: bfloat16 against float32 compute (JAX, same parameters): time and
+  generated tokens that agree;
 - autoregressive: our decoder against an autoregressive one of the same size
   (soundstorm/autoregressive.py): forward passes and wall time as ratios;
 - peer: lucidrains' soundstorm-pytorch at the same shape and schedule;
@@ -87,15 +89,18 @@ class _Context:
                 "temperature": np.ones(1, np.float32),
                 "choice_temperature": np.full(1, 4.5, np.float32)}
 
-    def run_jax(self, seconds: float) -> Callable[[], np.ndarray]:
+    def run_jax(self, seconds: float, compute_dtype: str | None = None) -> Callable[[], np.ndarray]:
+        """Jitted `decode` of the request of `seconds`, in the model's compute dtype or this one."""
         import jax
         from soundstorm.export.signatures import GENERATE_INPUTS
         from soundstorm.decoding import DecodingConfig, check_decode_inputs, decode
+        config = self.model_config.replace(compute_dtype=compute_dtype or
+                                           self.model_config.compute_dtype)
         inputs = self.request(seconds)
-        checked = check_decode_inputs(self.model_config, *(inputs[k] for k in GENERATE_INPUTS))
+        checked = check_decode_inputs(config, *(inputs[k] for k in GENERATE_INPUTS))
         decoding = DecodingConfig(level_schedule=self.schedule)
         return lambda: np.asarray(jax.block_until_ready(
-            decode(self.params, *checked, config=self.model_config, decoding=decoding)))
+            decode(self.params, *checked, config=config, decoding=decoding)))
 
     def jax_time(self, seconds: float) -> float:
         if seconds not in self.jax_seconds:
@@ -192,6 +197,29 @@ def savedmodel_vs_jax(ctx: _Context) -> Table:
         table.values.append({"total_s": seconds, "passes": decoding.num_passes, "flops": flops,
                              "jax_s": jax_s, "savedmodel_s": tf_s, "tokens_equal": same,
                              "matmul_peak_flops": peak})
+    return table
+
+
+def compute_dtype(ctx: _Context) -> Table:
+    prompt = ctx.frames(ctx.bench.prompt_seconds)
+    table = Table("compute_dtype", "bfloat16 compute against float32 (JAX, this CPU)",
+                  ["total s", "float32 s", "bfloat16 s", "bfloat16 / float32 time",
+                   "generated tokens equal"],
+                  note="The model's own parameters decoded with activations and matmuls in "
+                       "float32 and in bfloat16 (logits, softmax and sampling stay float32: "
+                       "SoundStormConfig.compute_dtype, `soundstorm export --compute-dtype`), "
+                       "same request and seed, alternating, batch 1. The float32 time is the "
+                       "one the other sections use.")
+    for seconds in ctx.bench.compare_seconds:
+        ctx.log(f"bfloat16 vs float32: {seconds:g} s")
+        run_f32, run_bf16 = ctx.run_jax(seconds, "float32"), ctx.run_jax(seconds, "bfloat16")
+        agree = float((run_f32()[:, prompt:] == run_bf16()[:, prompt:]).mean())  # also compiles
+        f32_s, bf16_s = alternating_medians([run_f32, run_bf16], ctx.bench.repeats)
+        ctx.jax_seconds.setdefault(seconds, f32_s)
+        table.rows.append([f"{seconds:g}", f"{f32_s:.2f}", f"{bf16_s:.2f}", f"{bf16_s / f32_s:.2f}",
+                           f"{100 * agree:.1f}%"])
+        table.values.append({"total_s": seconds, "float32_s": f32_s, "bfloat16_s": bf16_s,
+                             "generated_token_agreement": agree})
     return table
 
 
@@ -329,6 +357,7 @@ def batching(ctx: _Context) -> Table:
 
 
 _RUNNERS = {"end_to_end": end_to_end, "savedmodel_vs_jax": savedmodel_vs_jax,
+            "compute_dtype": compute_dtype,
             "autoregressive": autoregressive, "peer": peer, "grpc": grpc, "batching": batching}
 
 
