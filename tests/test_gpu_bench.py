@@ -83,16 +83,26 @@ def test_a_late_section_is_skipped_and_says_so(modules):
 def test_requests_are_valid_for_the_model():
     config = PRESETS["tiny"]
     request = decode_inputs(config, 3, 1.0, 0.2)
-    assert request["semantic_tokens"].shape == (3, frames_of(config, 1.0))
+    frames = frames_of(config, 1.0)
+    assert frames % config.frames_per_semantic_token == 0
+    assert request["semantic_tokens"].shape == (3, frames // config.frames_per_semantic_token)
     assert request["prompt_tokens"].shape == (3, frames_of(config, 0.2), config.num_levels)
     assert request["semantic_tokens"].max() < config.semantic_vocab_size
-    assert np.all(request["lengths"] == frames_of(config, 1.0))
+    assert np.all(request["lengths"] == frames)
 
 
 def test_the_command_writes_its_figures(tmp_path, modules, capsys):
     out = tmp_path / "gpu.json"
-    main(["--preset", "tiny", "--seconds", "0.6", "--batches", "1", "--repeats", "1",
+    main(["--preset", "tiny", "--seconds", "0.6", "--prompt-seconds", "0.2", "--batches", "1",
+          "--repeats", "1",
           "--matmul-sizes", "32", "--modules", str(modules), "--out", str(out)])
     saved = json.loads(out.read_text())
     assert saved["decode"][0]["batch"] == 1 and math.isfinite(saved["decode"][0]["decode_s"])
     assert "figures: " in capsys.readouterr().out
+
+
+def test_a_prompt_as_long_as_the_request_is_refused_at_parse_time(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["--preset", "tiny", "--seconds", "3"])
+    assert exited.value.code == 2
+    assert "the prompt (3 s) must be shorter than the request (3 s)" in capsys.readouterr().err

@@ -43,9 +43,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from soundstorm.apps.bench.measure import forward_flops, machine, median_seconds
-from soundstorm.config import SoundStormConfig, get_preset
+from soundstorm.config import ConfigError, SoundStormConfig, get_preset
 from soundstorm.decoding import DecodingConfig, check_decode_inputs, decode
 from soundstorm.model import init_params, param_count
+from soundstorm.validation import InputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +61,13 @@ class GpuBenchConfig:
     modules: Path | None = None             # an export/extract.py folder
     matmul_sizes: tuple[int, ...] = (4096, 8192)
     deadline_seconds: float = 420.0         # sections starting later are skipped
+
+    def __post_init__(self):
+        if not 0 < self.prompt_seconds < self.seconds:
+            raise InputError(f"the prompt ({self.prompt_seconds:g} s) must be shorter than the "
+                             f"request ({self.seconds:g} s) and positive")
+        if self.repeats < 1 or not self.batches or min(self.batches) < 1:
+            raise InputError("repeats and batch sizes must be >= 1")
 
 
 def frames_of(config: SoundStormConfig, seconds: float) -> int:
@@ -332,6 +340,8 @@ def main(argv=None) -> None:
     parser.add_argument("--preset", default=defaults.preset, help="model preset (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=defaults.seconds,
                         help="audio per request, prompt included (default: %(default)s)")
+    parser.add_argument("--prompt-seconds", type=float, default=defaults.prompt_seconds,
+                        help="voice prompt within each request (default: %(default)s)")
     parser.add_argument("--batches", type=int, nargs="+", default=list(defaults.batches),
                         help="batch sizes (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=defaults.repeats,
@@ -344,10 +354,15 @@ def main(argv=None) -> None:
                         help="skip sections that would start later (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     args = parser.parse_args(argv)
-    config = GpuBenchConfig(preset=args.preset, seconds=args.seconds, batches=tuple(args.batches),
-                            repeats=args.repeats, modules=args.modules,
-                            matmul_sizes=tuple(args.matmul_sizes),
-                            deadline_seconds=args.deadline_seconds)
+    try:
+        config = GpuBenchConfig(preset=args.preset, seconds=args.seconds,
+                                prompt_seconds=args.prompt_seconds, batches=tuple(args.batches),
+                                repeats=args.repeats, modules=args.modules,
+                                matmul_sizes=tuple(args.matmul_sizes),
+                                deadline_seconds=args.deadline_seconds)
+        get_preset(config.preset)
+    except (InputError, ConfigError) as error:
+        parser.error(str(error))
     results = GpuBench(config).run()
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
