@@ -12,7 +12,9 @@ REST, `--audio-seconds` each, every answer compared with the first) and every
 bad case of the hostile-client table, while `--slow` sockets trickle a request
 head byte by byte. Prints the counts, good requests lost, bad requests answered
 with another code, and the server's VmRSS and thread count (/proc) before and
-after. The figures in docs/serving.md come from this script.
+after. The server runs on jemalloc unless `--allocator` says otherwise
+(runtime/serving/allocator.py says why). The figures in docs/serving.md come from
+this script.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from soundstorm.apps.bench import soak
 from soundstorm.export.contract import read_contract
 from soundstorm.runtime.savedmodel.layout import find_version_dir
+from soundstorm.runtime.serving.allocator import LIBRARIES, RECOMMENDED
 
 
 def main() -> None:
@@ -34,18 +37,23 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--slow", type=int, default=20)
     parser.add_argument("--audio-seconds", type=float, default=1.0)
+    parser.add_argument("--allocator", choices=("system", *LIBRARIES), default=RECOMMENDED,
+                        help="malloc preloaded into the server (system: glibc's); default "
+                             "%(default)s, as docs/serving.md advises")
     args = parser.parse_args()
 
     arrays = soak.good_arrays(read_contract(find_version_dir(args.base_path)),
                               args.audio_seconds)
     print(f"machine: {platform.machine()}, {platform.processor() or platform.platform()}; "
-          f"model {args.base_path}; {args.audio_seconds:g} s of audio per good request",
+          f"model {args.base_path}; {args.audio_seconds:g} s of audio per good request; "
+          f"server malloc: {args.allocator}",
           flush=True)
     server = soak.ServerProcess.start(
         args.base_path.resolve(), f"--max_message_bytes={soak.SOAK_MAX_MESSAGE_BYTES}",
         f"--max_inflight_bytes={soak.SOAK_MAX_INFLIGHT_BYTES}",
         f"--grpc_max_threads={soak.SOAK_THREADS}",
-        f"--rest_api_num_threads={soak.SOAK_THREADS}", "--max_request_batch_size=4")
+        f"--rest_api_num_threads={soak.SOAK_THREADS}", "--max_request_batch_size=4",
+        allocator=None if args.allocator == "system" else args.allocator)
     try:
         started = server.status()
         # Twice the threads of each pool at once: every pool is full before the baseline.

@@ -6,11 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: espeak-ng (speech) and wordnet-base (WordNet 3.0's example
-# sentences, the open-vocabulary training text; docs/data.md).
+# Debian packages: espeak-ng (speech), wordnet-base (WordNet 3.0's example
+# sentences, the open-vocabulary training text; docs/data.md) and libjemalloc2 (the
+# malloc a long-running `soundstorm serve` should run on; docs/serving.md, Memory).
 missing=()
 ldconfig -p | grep -q "libespeak-ng.so.1 " || missing+=(espeak-ng)
 [ -f /usr/share/wordnet/data.noun ] || missing+=(wordnet-base)
+ldconfig -p | grep -q "libjemalloc.so.2 " || missing+=(libjemalloc2)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then
     echo "installing ${missing[*]} (apt-get)"

@@ -39,13 +39,18 @@ class ServerProcess:
     process: subprocess.Popen
 
     @classmethod
-    def start(cls, base_path: Path, *flags: str, timeout_s: float = 300) -> "ServerProcess":
+    def start(cls, base_path: Path, *flags: str, timeout_s: float = 300,
+              allocator: str | None = None) -> "ServerProcess":
+        """`allocator`: "jemalloc" or "tcmalloc" preloaded into the server (None: glibc's,
+        or whatever LD_PRELOAD already says); runtime/serving/allocator.py says why."""
+        from soundstorm.runtime.serving.allocator import preload_environment
         grpc_port, rest_port = free_port(), free_port()
+        environment = preload_environment(allocator) if allocator else None
         process = subprocess.Popen(
             [sys.executable, "-m", "soundstorm.apps.cli", "serve", f"--model_base_path={base_path}",
              "--model_name=soundstorm", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
              "--host=127.0.0.1", *flags],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environment)
         deadline = time.monotonic() + timeout_s
         for line in process.stdout:
             if "gRPC on" in line:

@@ -272,15 +272,17 @@ def peer(ctx: _Context) -> Table:
                   f"{ctx.schedule[0]} "
                   "iterations for level 1 and one greedy pass per finer level, like ours (its "
                   "passes counted with a forward hook); "
-                  "ours: JAX. Same request, batch 1.")
+                  "ours: JAX. Same request, batch 1, the two timed alternately.")
     for seconds in ctx.bench.peer_seconds:
         ctx.log(f"peer: {seconds:g} s")
         inputs = ctx.request(seconds)
-        ours = ctx.jax_time(seconds)
+        run_ours = ctx.run_jax(seconds)
+        run_ours()  # compiled before the timing
         run = lambda: peer_generate(model, inputs["semantic_tokens"], inputs["prompt_tokens"],
                                     ctx.frames(seconds))
         peer_passes = forward_passes(model, run)  # also the untimed first call
-        theirs = median_seconds(run, ctx.bench.repeats, warm_up=False)
+        # Alternating, as every comparison here: noise falls on both alike.
+        ours, theirs = alternating_medians([run_ours, run], ctx.bench.repeats)
         table.rows.append([f"{seconds:g}", str(sum(ctx.schedule)), str(peer_passes),
                            f"{ours:.2f}", f"{theirs:.2f}", f"{theirs / ours:.1f}"])
         table.values.append({"total_s": seconds, "passes": sum(ctx.schedule),

@@ -11,6 +11,7 @@ from google.protobuf import text_format
 
 from soundstorm.protos import tf_serving_config_pb2
 from soundstorm.protos.status import StatusError, invalid_argument, not_found
+from soundstorm.runtime.serving.allocator import startup_note
 from soundstorm.runtime.serving.batching import BatchingOptions
 from soundstorm.runtime.serving.flags import ServerFlags, grpc_channel_arguments, validate
 from soundstorm.runtime.serving.server import (LOG, ModelServer, ServerOptions, read_model_config,
@@ -121,6 +122,7 @@ def serve_from_flags(args: ServerFlags) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
+    LOG.info(startup_note())
     server = ModelServer(config, options_from_flags(args)).start()
     while not stopping.wait(args.model_config_file_poll_wait_seconds or None):
         if args.model_config_file:
