@@ -202,10 +202,12 @@ def _server_command_lines():
     lines = []
     for command in readme_commands():
         args = shlex.split(command)
+        while args and re.match(r"^[A-Z_]+=", args[0]):  # LD_PRELOAD=... before the command
+            args.pop(0)
         if command.startswith("docker run"):
             image = next(i for i, arg in enumerate(args) if arg.startswith("tensorflow/serving"))
             lines.append((f"README: {command[:60]}", args[image + 1:]))
-        elif command.startswith(("tensorflow_model_server", "soundstorm serve")):
+        elif args[:1] == ["tensorflow_model_server"] or args[:2] == ["soundstorm", "serve"]:
             lines.append((f"README: {command[:60]}", args[2 if args[0] == "soundstorm" else 1:]))
     for path in DEPLOYMENTS:
         lines.append((str(path.relative_to(K8S)), server_container(path)[1]["args"]))
