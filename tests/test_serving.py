@@ -550,9 +550,13 @@ def test_the_documented_dev_server_command_parses_and_reads_the_configs(monkeypa
     from soundstorm.apps.cli.main import build_parser
     root = Path(__file__).resolve().parent.parent
     readme = (root / "serving_configs" / "README.md").read_text()
-    line = next(line for line in readme.splitlines() if line.startswith("soundstorm serve"))
+    words = next(shlex.split(line) for line in readme.splitlines()
+                 if line.startswith(("soundstorm serve", "LD_PRELOAD=")) and "serve" in line)
+    while "=" in words[0]:  # LD_PRELOAD=libjemalloc.so.2 before the command
+        words.pop(0)
+    assert words[:2] == ["soundstorm", "serve"]
     monkeypatch.chdir(root)  # the documented command runs from the repository root
-    args = ServerFlags.from_namespace(build_parser().parse_args(shlex.split(line)[1:]))
+    args = ServerFlags.from_namespace(build_parser().parse_args(words[1:]))
     options = options_from_flags(args)
     assert options.batching.max_batch_size == 16 and options.batching.pad_variable_length_inputs
     assert options.metrics_path == "/monitoring/prometheus/metrics"

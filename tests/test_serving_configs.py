@@ -110,7 +110,7 @@ def test_mirrored_messages_keep_tf_servings_field_numbers():
 def test_readme_command_lines_carry_the_needed_flags_and_existing_files():
     commands = readme_commands()
     servers = [c for c in commands if c.startswith(("tensorflow_model_server", "docker run"))]
-    assert len(servers) >= 4 and any(c.startswith("soundstorm serve") for c in commands)
+    assert len(servers) >= 4 and any("soundstorm serve" in c for c in commands)
     for command in servers:
         args = shlex.split(command)
         assert sum(flag in args for flag in XLA_FLAGS) == 1, command

@@ -122,8 +122,8 @@ def serve_from_flags(args: ServerFlags) -> int:
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
-    LOG.info(startup_note())
     server = ModelServer(config, options_from_flags(args)).start()
+    LOG.info(startup_note())  # after start: a failed start stays one line
     while not stopping.wait(args.model_config_file_poll_wait_seconds or None):
         if args.model_config_file:
             try:
