@@ -28,25 +28,16 @@ import dataclasses
 import json
 from pathlib import Path
 
-import jax
 import numpy as np
 
 from soundstorm.export.contract import read_contract
+from soundstorm.export.module_runner import MANIFEST_FILE, PARAMS_FILE, flat_parameters
 from soundstorm.export.modules import _saved_model
 from soundstorm.export.shapes import bucket_generate_shapes, generate_shapes, logits_shapes
 from soundstorm.export.signatures import GENERATE_INPUTS
-from soundstorm.config import SoundStormConfig
 
-MANIFEST_FILE = "manifest.json"
-PARAMS_FILE = "params.npz"
 MODULE_SUFFIX = ".stablehlo"
 LOGITS_INPUTS = ("semantic_tokens", "acoustic_tokens", "lengths", "levels")
-
-
-def parameter_names(params) -> list[str]:
-    """Paths of the leaves of a parameter tree, in JAX's flattening order ("a/b/kernel")."""
-    leaves, _ = jax.tree_util.tree_flatten_with_path(params)
-    return ["/".join(str(key.key) for key in path) for path, _ in leaves]
 
 
 def _called_functions(node_defs) -> set[str]:
@@ -113,7 +104,7 @@ def extract_modules(version_dir: Path, out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = {"source": str(version_dir), "model_config": dataclasses.asdict(config),
                 "max_frames": contract.max_frames, "max_prompt_frames": contract.max_prompt_frames,
-                "parameters": parameter_names(params),
+                "parameters": list(flat_parameters(params)),
                 "modules": {}}
     for name in wanted:
         function, module_bytes, version, platforms = modules[name]
@@ -131,9 +122,8 @@ def extract_modules(version_dir: Path, out_dir: Path,
             "input_shapes": list(shapes.inputs), "output_shapes": list(shapes.outputs),
             "constraints": list(shapes.constraints),
             "level_schedule": schedules.get(name)}
-    leaves = jax.tree_util.tree_leaves(params)
-    np.savez(out_dir / PARAMS_FILE, **dict(zip(manifest["parameters"],
-                                               (np.asarray(leaf, np.float32) for leaf in leaves))))
+    np.savez(out_dir / PARAMS_FILE, **{name: np.asarray(leaf, np.float32)
+                                       for name, leaf in flat_parameters(params).items()})
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
 

@@ -9,7 +9,7 @@ shapes are the symbols it was lowered with, so one Exported serves every request
 shape; `call` compiles it for the shapes given (cached by jax.jit) and selects the
 module's branch for the device's platform, as TF's XlaCallModule kernel does. The
 parameters are passed by name: any dict {name: array} with the manifest's names
-(params.npz, or a JAX model's tree flattened by `parameter_names`).
+(params.npz, or a JAX model's tree flattened by `flat_parameters`).
 """
 
 from __future__ import annotations
@@ -25,12 +25,14 @@ import numpy as np
 from soundstorm.export.stablehlo import polymorphic_exported
 from soundstorm.config import SoundStormConfig
 
-MANIFEST_FILE = "manifest.json"   # the names export/extract.py writes
+# The files export/extract.py writes beside the modules (named here, where both sides see them).
+MANIFEST_FILE = "manifest.json"
 PARAMS_FILE = "params.npz"
 
 
 def flat_parameters(params) -> dict[str, np.ndarray]:
-    """A parameter tree as {"a/b/kernel": array}, the names the manifest uses."""
+    """A parameter tree as {"a/b/kernel": array}, in JAX's flattening order (the order
+    jax2tf passes them to the module): the names the manifest uses."""
     leaves, _ = jax.tree_util.tree_flatten_with_path(params)
     return {"/".join(str(key.key) for key in path): leaf for path, leaf in leaves}
 

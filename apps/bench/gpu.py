@@ -248,7 +248,7 @@ class GpuBench:
         from soundstorm.export.module_runner import nested_parameters
         from soundstorm.model import SoundStorm, frame_mask_from_lengths
         model = self._extracted()
-        config, bench = model.config, self.bench
+        config = model.config
         tree = nested_parameters({k: jnp.asarray(v) for k, v in model.params.items()})
         seconds, prompt_seconds = self._extracted_lengths(model)
         decoding = DecodingConfig.paper(config)
