@@ -151,3 +151,32 @@ def test_synthesize_checks_the_text_and_voice_before_the_model_loads(tmp_path, c
     code = main(["synthesize", "--text", "Hi.", "--voice", str(tmp_path / "none.wav"),
                  "--out", str(tmp_path / "o.wav"), "--model", str(tmp_path / "no-model")])
     assert code == 3 and "no audio file at" in capsys.readouterr().err
+
+
+def _options(parser, command="soundstorm"):
+    """(command, action) for every option of every command and subcommand."""
+    import argparse
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                yield from _options(subparser, f"{command} {name}")
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield command, action
+
+
+def test_every_option_has_help_and_shows_its_default():
+    import argparse
+
+    from soundstorm.apps.cli.main import build_parser
+    missing_help, hidden_defaults = [], []
+    options = list(_options(build_parser()))
+    for command, action in options:
+        name = f"{command} {'/'.join(action.option_strings) or action.dest}"
+        if not action.help:
+            missing_help.append(name)
+        # An unset value (None, "", False, an empty list) needs no "default"; any other does.
+        elif (action.default not in (None, "", [], argparse.SUPPRESS)
+              and action.default is not False and "default" not in action.help):
+            hidden_defaults.append(f"{name} ({action.default!r})")
+    assert len(options) > 100  # every command's options were walked, serve's 50-odd flags too
+    assert missing_help == [] and hidden_defaults == []
