@@ -64,8 +64,12 @@ def test_export_records_the_sampling_defaults_it_is_given(trained_tiny, tmp_path
     contract = read_contract(tmp_path / "soundstorm" / "1")
     assert (contract.default_temperature, contract.default_choice_temperature) == \
         pytest.approx((0.7, 2.0))
-    assert main(args[:-4] + ["--default-temperature", "0", "--version", "2"]) == 3
-    assert "temperature" in capsys.readouterr().err
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:  # refused as it is read, before anything loads
+        main(args[:-4] + ["--default-temperature", "0", "--version", "2"])
+    assert exited.value.code == 2
+    assert "argument --default-temperature: must be a finite number > 0" in \
+        capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content,message", [
@@ -91,7 +95,8 @@ def test_a_bad_semantic_file_is_one_line_and_exit_3_before_the_model_loads(tmp_p
 
 @pytest.mark.parametrize("out,message", [
     (".", "is a folder; name the audio file to write"),
-    ("out.mp4", "cannot write 'MP4' audio; use .wav or .flac"),
+    ("out.mp4", "cannot write .mp4 audio; use .wav, .flac, .ogg or .mp3"),
+    ("out.opus", "cannot write .opus audio; use .wav, .flac, .ogg or .mp3"),
 ])
 def test_a_bad_out_is_refused_before_synthesis_and_leaves_nothing(tmp_path, capsys, out, message):
     (tmp_path / "tokens.npy").write_bytes(b"")
@@ -110,6 +115,9 @@ def test_a_bad_out_is_refused_before_synthesis_and_leaves_nothing(tmp_path, caps
     ("--deadline", "-5", "must be a finite number > 0"),
     ("--temperature", "0", "must be a finite number > 0"),
     ("--temperature", "nan", "must be a finite number > 0"),
+    # As float32, the model's input type, holds them: 0 and inf once sent.
+    ("--temperature", "1e-300", "must be a finite number > 0 that float32 holds"),
+    ("--temperature", "1e39", "must be a finite number > 0 that float32 holds"),
     ("--prompt-seconds", "-1", "must be a finite number > 0"),
     ("--server", "nohost", "must be HOST:PORT (or dns:///NAME:PORT), got 'nohost'"),
     ("--server", "host:99999", "must be HOST:PORT"),
@@ -136,6 +144,10 @@ def test_dialogue_voices_are_speaker_equals_audio(tmp_path, capsys):
     (["--text", "  "], "the text is empty"),
     (["--text", "Hi \U0001F642"], "unsupported character"),
     (["--text-file", "missing.txt"], "no text file at"),
+    (["--text-file", "folder"], "is a folder, not a file"),
+    (["--text-file", "utf16-without-bom.txt"], "holds NUL bytes (UTF-16 without a byte-order"),
+    (["--text-file", "huge.txt"], "bytes; the limit is 400000 (100000 characters)"),
+    (["--text", "x" * 100_001], "text is 100001 characters long; the limit is 100000"),
 ])
 def test_synthesize_checks_the_text_and_voice_before_the_model_loads(tmp_path, capsys, args,
                                                                      message):
@@ -143,7 +155,11 @@ def test_synthesize_checks_the_text_and_voice_before_the_model_loads(tmp_path, c
     seconds a model takes to load."""
     voice = tmp_path / "v.wav"
     voice.write_bytes(b"")
-    code = main(["synthesize", *[a if a != "missing.txt" else str(tmp_path / a) for a in args],
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "utf16-without-bom.txt").write_bytes("Hello.\n".encode("utf-16-le"))
+    (tmp_path / "huge.txt").write_bytes(b"a" * 400_001)
+    files = {"missing.txt", "folder", "utf16-without-bom.txt", "huge.txt"}
+    code = main(["synthesize", *[str(tmp_path / a) if a in files else a for a in args],
                  "--voice", str(voice), "--out", str(tmp_path / "o.wav"),
                  "--model", str(tmp_path / "no-model")])
     err = capsys.readouterr().err
@@ -151,6 +167,37 @@ def test_synthesize_checks_the_text_and_voice_before_the_model_loads(tmp_path, c
     code = main(["synthesize", "--text", "Hi.", "--voice", str(tmp_path / "none.wav"),
                  "--out", str(tmp_path / "o.wav"), "--model", str(tmp_path / "no-model")])
     assert code == 3 and "no audio file at" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("voices,transcript,message", [
+    (["A=v.wav", "A=v.wav", "B=v.wav"], "A: Hi.\nB: Hello.",
+     "--voice names speaker 'A' twice"),
+    (["A=v.wav", "B=v.wav", "C=v.wav"], "A: Hi.\nB: Hello.",
+     "--voice for speaker(s) C with no turn in the transcript (its speakers: A, B)"),
+    (["A=v.wav", "B=none.wav"], "A: Hi.\nB: Hello.", "no audio file at"),
+    (["A=v.wav", "B=v.wav"], "A: Hi.\n\nB: Hello \U0001F600.",
+     "transcript line 3 (B): unsupported character '\U0001F600' (GRINNING FACE) at position 6"),
+    (["A=v.wav", "B=v.wav"], "A: Hi.\nB: ...", "transcript line 2 (B): nothing to say"),
+])
+def test_dialogue_checks_speakers_voices_and_every_turn_before_the_model_loads(
+        tmp_path, capsys, voices, transcript, message):
+    (tmp_path / "v.wav").write_bytes(b"")
+    (tmp_path / "t.txt").write_text(transcript)
+    code = main(["dialogue", "--transcript", str(tmp_path / "t.txt"),
+                 *[part for voice in voices for part in (
+                     "--voice", "{}={}".format(voice.split("=")[0], tmp_path / voice.split("=")[1]))],
+                 "--out", str(tmp_path / "o.wav"), "--model", str(tmp_path / "no-model")])
+    err = capsys.readouterr().err.strip()
+    assert code == 3 and len(err.splitlines()) == 1 and message in err, err
+
+
+def test_a_usage_error_is_one_line_naming_where_help_is(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["synthesize", "--text", "Hi.", "--voice", "v.wav", "--out", "o.wav", "--seed", "-1"])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err == ("soundstorm synthesize: error: argument --seed: must be an integer in "
+                   "[0, 2147483647], got '-1' (see soundstorm synthesize --help)\n")
 
 
 def _options(parser, command="soundstorm"):

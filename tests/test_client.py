@@ -164,6 +164,42 @@ def test_bad_inputs_are_clear_errors(client, voice, voice_file, tmp_path):
         client.dialogue("A: hi\nC: hello", {"A": voice})
     with pytest.raises(ClientError, match="line 1 is not"):
         parse_transcript("no speaker here")
+    # Values of the wrong type are the caller's input too: INVALID_ARGUMENT naming the
+    # argument, never an AttributeError, TypeError or ValueError from inside.
+    for call, message in [
+            (lambda: client.synthesize(123, voice), "text must be a str, got int"),
+            (lambda: client.synthesize(["Hi."], voice), "text must be a str, got list"),
+            (lambda: client.voice_prompt(voice_file, prompt_seconds="2"),
+             "prompt_seconds must be a number of seconds, got str"),
+            (lambda: client.voice_prompt(None), "audio must be a file path or a waveform"),
+            (lambda: client.voice_prompt(b"RIFF"), "audio must be a file path or a waveform"),
+            (lambda: client.voice_prompt(voice_file, transcript=5), "transcript must be a str"),
+            (lambda: client.voice_prompt(np.zeros(16_000, np.float32), sample_rate=16_000.0),
+             "sample_rate must be an int number of Hz, got float"),
+            (lambda: client.synthesize_batch("Hi."), "items must be a list of"),
+            (lambda: client.synthesize_batch([("Hi.",)]), r"items\[0\] must be a \(text"),
+            (lambda: client.dialogue(None, {"A": voice}), "transcript must be a str"),
+            (lambda: client.dialogue("A: Hi.", [voice]), "voices must be a dict"),
+            (lambda: Client(5), "target must be a str 'HOST:PORT', got int"),
+            (lambda: Client.embedded(5), "model_dir must be a folder path, got int"),
+            # float32 is what the model takes: 1e-300 arrives as 0, 1e39 as inf.
+            (lambda: client.synthesize("Hi.", voice, temperature=1e-300),
+             "temperature must be a finite number > 0 in float32"),
+            (lambda: client.synthesize("Hi.", voice, choice_temperature=1e39),
+             "choice_temperature must be a finite number >= 0 in float32")]:
+        with pytest.raises(ClientError, match=message) as caught:
+            call()
+        assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    # A few milliseconds of audio carry no voice: at least MIN_PROMPT_SECONDS (1 s), or all
+    # of a shorter prompt asked for.
+    from soundstorm.runtime.client.client import MIN_PROMPT_SECONDS
+    budget_s = client.max_prompt_frames / client.frame_rate_hz
+    needed_s = min(budget_s, MIN_PROMPT_SECONDS)
+    short = np.zeros(round(needed_s * 16_000) - 1, np.float32)
+    with pytest.raises(ClientError, match=f"too short to use: {short.size / 16_000:.2f} s of audio, "
+                                          f"and a voice needs at least {needed_s:g} s"):
+        client.voice_prompt(short, sample_rate=16_000)
+    client.voice_prompt(np.zeros(short.size + 1, np.float32), sample_rate=16_000)
 
 
 def test_synthesize_command_writes_a_wav_and_fails_cleanly(speech_model, voice_file, tmp_path,
@@ -575,3 +611,28 @@ def test_each_window_is_prompted_with_the_tail_of_the_previous_window():
     # What comes back is the generated frames only, window after window, and their audio.
     np.testing.assert_array_equal(speech.tokens, np.concatenate(generated))
     np.testing.assert_array_equal(speech.waveform, np.repeat(speech.tokens[:, 0], 4))
+
+
+@pytest.mark.parametrize("extension,max_error", [("wav", 1 / 2**15), ("flac", 1 / 2**15),
+                                                 ("ogg", 0.05), ("mp3", 0.08)])
+def test_write_audio_writes_what_each_extension_means(tmp_path, extension, max_error):
+    """16-bit PCM where the format holds it, else the format's own encoding (Vorbis, MP3):
+    read back at the same rate and length, within the format's error."""
+    import soundfile
+    t = np.arange(8_000) / 16_000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    path = write_audio(tmp_path / f"tone.{extension}", tone, 16_000)
+    back, rate = soundfile.read(path, dtype="float32")
+    assert rate == 16_000 and back.shape == tone.shape
+    assert np.abs(back - tone).max() <= max_error
+    assert soundfile.info(str(path)).format == extension.upper()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"tone.{extension}"]  # no .partial
+
+
+@pytest.mark.parametrize("name", ["tone.opus", "tone.m4a", "tone.txt"])
+def test_write_audio_refuses_a_format_it_cannot_write_and_leaves_nothing(tmp_path, name):
+    with pytest.raises(ClientError, match=f"cannot write .{name.split('.')[1]} audio; use .wav, "
+                                          ".flac, .ogg or .mp3") as caught:
+        write_audio(tmp_path / name, np.zeros(160, np.float32), 16_000)
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert list(tmp_path.iterdir()) == []

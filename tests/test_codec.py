@@ -108,13 +108,16 @@ def test_bad_tokens_are_refused_by_name(lyra, tokens, message):
 
 
 def test_missing_or_corrupt_model_files_are_named(tmp_path, monkeypatch):
-    with pytest.raises(CodecError, match="soundstream_encoder.tflite"):
+    import grpc
+    with pytest.raises(CodecError, match="soundstream_encoder.tflite") as missing:
         LyraCodec(tmp_path)
+    assert missing.value.code == grpc.StatusCode.NOT_FOUND
     for name in LYRA_SHA256:
         shutil.copy(default_codec_dir() / name, tmp_path / name)
     (tmp_path / "lyragan.tflite").write_bytes(b"not a model")
-    with pytest.raises(CodecError, match="lyragan.tflite has sha256"):
+    with pytest.raises(CodecError, match="lyragan.tflite has sha256") as corrupt:
         LyraCodec(tmp_path)
+    assert corrupt.value.code == grpc.StatusCode.DATA_LOSS
     monkeypatch.setenv("SOUNDSTORM_CODEC_DIR", str(tmp_path / "nowhere"))
     with pytest.raises(CodecError, match="nowhere"):
         LyraCodec()
@@ -143,3 +146,18 @@ def test_fetch_writes_checked_files_and_refuses_a_bad_download(tmp_path):
         fetch(tmp_path / "bad", opener=_local_opener(corrupt={"quantizer.tflite"}))
     assert not (tmp_path / "bad" / "quantizer.tflite").exists()
     assert not list((tmp_path / "bad").glob("*.partial"))
+
+
+def test_fetch_without_a_network_is_unavailable_and_says_what_to_do(tmp_path):
+    import urllib.error
+
+    import grpc
+
+    def offline(url, timeout):
+        raise urllib.error.URLError(OSError(-2, "Name or service not known"))
+    with pytest.raises(CodecError) as raised:
+        fetch(tmp_path / "codec", opener=offline)
+    assert raised.value.code == grpc.StatusCode.UNAVAILABLE  # the CLI's exit 4, not bad input
+    assert "Name or service not known" in raised.value.message
+    assert f"into {tmp_path / 'codec'} or point SOUNDSTORM_CODEC_DIR" in raised.value.message
+    assert not list((tmp_path / "codec").iterdir())

@@ -1,6 +1,7 @@
 """Text as people type and paste it: each real-world input with the words it is read as, or the
 one error it gets; every reading is then spoken by espeak-ng with phonemes the model knows."""
 
+import numpy as np
 import pytest
 
 from soundstorm.runtime.frontend import FrontendError, get_speaker, load_vocabulary, normalize_text, synthesize
@@ -20,7 +21,8 @@ READINGS = [
     ("\u201cQuote,\u201d she said \u2014 then left\u2026", "Quote, she said, then left..."),
     ("Wait\u2026 what?", "Wait... what?"),
     ("A well\u2010known fact.", "A well-known fact."),
-    ("pages 10\u201312", "pages ten - twelve"),
+    ("pages 10\u201312", "pages ten to twelve"),                       # an en dash range
+    ("Wait \u2013 really?", "Wait - really?"),                         # an en dash pause
     ("no\u00a0break\u00a0space and\u2009thin", "no break space and thin"),
     ("zero\u200bwidth\ufeff and soft\u00adhyphen", "zerowidth and softhyphen"),
     ("caf\u00e9, na\u00efve, r\u00e9sum\u00e9", "cafe, naive, resume"),
@@ -79,6 +81,30 @@ READINGS = [
     ("Jan 5, 2024 was cold.", "January fifth, twenty twenty-four was cold."),
     ("Meet at 7 pm.", "Meet at seven p m."),
     ("Apples, pears, etc.\n- first item\n", "Apples, pears, et cetera. first item"),
+    # Found by the second trial: signs before a symbol, the en dash between numbers, numbers
+    # written other ways, Latin letters without accents, symbols, Unicode's own breaks.
+    ("It was -5\u00b0C and -3% down, -$5 or $-5.", "It was minus five degrees Celsius and "
+     "minus three percent down, minus five dollars or minus five dollars."),
+    ("From $3\u2013$5 in 1990\u20131995.", "From three dollars to five dollars in nineteen "
+     "ninety to nineteen ninety-five."),
+    ("Open 24/7, the 1,000th visitor.", "Open twenty-four seven, the one thousandth visitor."),
+    ("About 1e3 or 2.5E-4 units.", "About one times ten to the power of three or two point "
+     "five times ten to the power of minus four units."),
+    ("Only .5 left; version 2.0.1 is out.", "Only point five left; version two point zero "
+     "point one is out."),
+    ("At 12:30:45 exactly.", "At twelve thirty and forty-five seconds exactly."),
+    ("Music of the 90s.", "Music of the nineties."),
+    ("\u20ac2,50 or 3.50$ or 20 \u20ac", "two euros and fifty cents or three dollars and "
+     "fifty cents or twenty euros"),
+    ("Prices fell (down 3%).", "Prices fell, down three percent."),
+    ("See Nos. 4 and 5.", "See numbers four and five."),
+    ("Die Stra\u00dfe, \u00c6sop, \u00d8re, \u0141\u00f3d\u017a, \u0153uvre",
+     "Die Strasse, Aesop, Ore, Lodz, oeuvre"),
+    ("2 \u00d7 3 \u00f7 4 \u00b1 1", "two times three divided by four plus or minus one"),
+    ("\u00a9 2024 Acme\u2122, \u00a7 5", "copyright twenty twenty-four Acme trademark, "
+     "section five"),
+    ("one\u2028two\u2029three\x0cfour\x0bfive\x85six", "one, two. three. four, five, six"),
+    ("Name | Age", "Name, Age"),
     # espeak's raw phoneme input ("[[...]]") never reaches it: brackets are pauses.
     ("[[h@l'oU]]", "h at l'oU"),
 ]
@@ -93,6 +119,8 @@ ERRORS = [
     ("Hello, \u041c\u0438\u0440", "(CYRILLIC CAPITAL LETTER EM) at position 7"),
     ("a < b", "unsupported character '<' (LESS-THAN SIGN) at position 2"),
     ("a > b", "unsupported character '>' (GREATER-THAN SIGN) at position 2"),
+    ("2^3", "unsupported character '^' (CIRCUMFLEX ACCENT) at position 1"),
+    ("\u03b1 and \u03b2", "unsupported character '\u03b1' (GREEK SMALL LETTER ALPHA) at position 0"),
 ]
 
 
@@ -125,3 +153,44 @@ def test_every_reading_is_spoken_with_phonemes_the_model_knows():
         assert utterance.phonemes, reading
         unknown |= {span.symbol for span in utterance.phonemes if span.symbol not in vocabulary}
     assert unknown == set()
+
+
+def test_long_text_is_said_in_pieces_of_whole_sentences():
+    """Text past one synthesis (MAX_TEXT_CHARS) is cut between sentences, a sentence past it
+    after a clause, a clause between words; nothing is lost or reordered."""
+    from soundstorm.runtime.frontend import MAX_TEXT_CHARS
+    from soundstorm.runtime.frontend.semantic import sentence_pieces
+    sentences = [f"Sentence {n} is here." for n in range(200)]
+    text = normalize_text(" ".join(sentences))
+    pieces = sentence_pieces(text)
+    assert len(text) > 3 * MAX_TEXT_CHARS and len(pieces) == -(-len(text) // MAX_TEXT_CHARS)
+    assert all(len(piece) <= MAX_TEXT_CHARS and piece.endswith(".") for piece in pieces)
+    assert " ".join(pieces) == text
+    clauses = ", ".join(["one two three four five"] * 100) + "."
+    pieces = sentence_pieces(clauses)
+    # 40 clauses of "one two three four five," (24 characters) and 39 spaces = 999.
+    assert [len(piece) for piece in pieces] == [999, 999, 499]
+    assert pieces[0].endswith(",") and " ".join(pieces) == clauses
+    words = " ".join(["word"] * 500)
+    assert [len(piece) for piece in sentence_pieces(words)] == [999, 999, 499]  # 200 words
+    assert sentence_pieces("Short.") == ["Short."]
+
+
+def test_long_text_becomes_the_tokens_of_its_pieces_in_order():
+    from soundstorm.runtime.frontend import MAX_TEXT_CHARS, semantic_tokens, text_to_semantic
+    from soundstorm.runtime.frontend.semantic import sentence_pieces
+    vocabulary, speaker = load_vocabulary("v2"), get_speaker("us_male_1")
+    text = "\n\n".join(["The quick brown fox jumps over the lazy dog."] * 30)  # 1,380 chars
+    pieces = sentence_pieces(normalize_text(text))
+    assert len(text) > MAX_TEXT_CHARS and len(pieces) == 2
+    expected = np.concatenate([semantic_tokens(synthesize(piece, speaker), vocabulary, 50)
+                               for piece in pieces])
+    np.testing.assert_array_equal(text_to_semantic(text, speaker, vocabulary, 50), expected)
+
+
+def test_a_text_past_the_document_limit_is_refused_before_any_work():
+    from soundstorm.runtime.frontend import MAX_DOCUMENT_CHARS
+    normalize_text("a" * MAX_DOCUMENT_CHARS)
+    with pytest.raises(FrontendError, match=f"text is {MAX_DOCUMENT_CHARS + 1} characters long; "
+                                            f"the limit is {MAX_DOCUMENT_CHARS}"):
+        normalize_text("a" * (MAX_DOCUMENT_CHARS + 1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from soundstorm.runtime.client.seeds import MAX_SEED, is_seed
+from soundstorm.runtime.client.temperatures import is_temperature
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -50,6 +51,29 @@ def positive_number(text: str) -> float:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def temperature_argument(text: str) -> float:
+    """A first-level sampling temperature: a number > 0 that float32, the model's input type,
+    holds as one (1e-300 would arrive as 0, 1e39 as inf); refused at parse time otherwise."""
+    return _temperature(text, zero_allowed=False)
+
+
+def choice_temperature_argument(text: str) -> float:
+    """A choice temperature (the confidence noise's scale): as temperature_argument, 0 allowed."""
+    return _temperature(text, zero_allowed=True)
+
+
+def _temperature(text: str, zero_allowed: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not is_temperature(value, zero_allowed=zero_allowed):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number {'>=' if zero_allowed else '>'} 0 that float32 holds "
+            f"(up to 3.4e38; none below 1.2e-38), got {text!r}")
     return value
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from soundstorm.apps.cli.arguments import float_list, int_list, named_schedule
+from soundstorm.apps.cli.arguments import (choice_temperature_argument, float_list, int_list,
+                                           named_schedule, temperature_argument)
 
 
 def _add_export(subparsers) -> None:
@@ -58,9 +59,10 @@ def _add_export(subparsers) -> None:
                              "alone does not make TF Serving <= 2.19 run the export (docs/tpu.md)")
     parser.add_argument("--warmup-batch-sizes", type=int_list, default=(1,),
                         help="batch sizes to write warm-up records for (default 1)")
-    parser.add_argument("--default-temperature", type=float, default=1.0,
+    parser.add_argument("--default-temperature", type=temperature_argument, default=1.0,
                         help="sampling temperature the contract records for clients (default 1)")
-    parser.add_argument("--default-choice-temperature", type=float, default=4.5,
+    parser.add_argument("--default-choice-temperature",
+                        type=choice_temperature_argument, default=4.5,
                         help="confidence-choice temperature the contract records (default 4.5, "
                              "MaskGIT's)")
     parser.set_defaults(handler=_export)

@@ -25,8 +25,16 @@ TRAINING_STACK = ("jax", "jaxlib", "flax", "optax", "orbax")
 GROUPS = (training, exporting, serving, speech, measuring, codec)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line naming the command and where help is (not
+    the whole usage block first); exit code 2 as argparse's. Subcommands inherit it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="soundstorm", description="SoundStorm: train, export, serve and synthesize.",
         epilog=EPILOG)
     parser.add_argument("--version", action="version", version=f"soundstorm {_version()}")
@@ -36,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True)
     for group in GROUPS:
         group.add_commands(subparsers)
-    for name, command in subparsers.choices.items():
+    for name, command in _commands(subparsers):
         command.epilog = command.epilog or EPILOG
         if name != "serve":  # serve takes tensorflow_model_server's flags only
             # Also after the command (SUPPRESS: an absent one keeps the top-level value).
@@ -44,6 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="show the libraries' own log lines")
         _show_defaults(command)
     return parser
+
+
+def _commands(subparsers):
+    """(name, parser) of every command, and of every action of a command that has them
+    (`data build`, `codec fetch`)."""
+    for name, command in subparsers.choices.items():
+        yield name, command
+        for action in command._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                yield from _commands(action)
 
 
 def _show_defaults(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from soundstorm.apps.cli.arguments import choice_temperature_argument
 from soundstorm.apps.cli.speech import add_client_options, client_from_args
 from soundstorm.validation import InputError
 
@@ -91,7 +92,7 @@ def _add_eval(subparsers) -> None:
     parser.add_argument("--utterances", type=int, default=8, help="utterances evaluated")
     parser.add_argument("--long-form-seconds", type=float, default=60.0,
                         help="length of the long-form (windowed) sample")
-    parser.add_argument("--choice-temperature", type=float, default=None,
+    parser.add_argument("--choice-temperature", type=choice_temperature_argument, default=None,
                         help="confidence-choice temperature (default: the model's contract)")
     add_client_options(parser)
     parser.set_defaults(handler=_eval)

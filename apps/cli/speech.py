@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from soundstorm.apps.cli.arguments import (positive_number, seed_argument, server_address,
-                                           speaker_audio)
+                                           speaker_audio, temperature_argument)
 from soundstorm.runtime.client.seeds import MAX_SEED
 from soundstorm.validation import InputError
 
@@ -15,11 +15,21 @@ def read_text_file(path: Path, what: str) -> str:
     """A text file as editors write it: UTF-8 (with or without a BOM) or UTF-16 with its BOM
     (Windows Notepad's "Unicode"); InputError naming the file otherwise."""
     import codecs
+    if path.is_dir():
+        raise InputError(f"{what} {path} is a folder, not a file")
     if not path.is_file():
         raise FileNotFoundError(f"no {what} at {path}")
+    from soundstorm.runtime.frontend import MAX_DOCUMENT_CHARS
+    size, limit = path.stat().st_size, 4 * MAX_DOCUMENT_CHARS  # 4 bytes: UTF-8's longest
+    if size > limit:
+        raise InputError(f"{what} {path} is {size} bytes; the limit is {limit} "
+                         f"({MAX_DOCUMENT_CHARS} characters)")
     data = path.read_bytes()
     encoding = ("utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
                 else "utf-8-sig")
+    if encoding != "utf-16" and b"\x00" in data:  # text never holds NUL; UTF-16 is full of them
+        raise InputError(f"{what} {path} holds NUL bytes (UTF-16 without a byte-order mark, or "
+                         "not text); save it as UTF-8")
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as error:
@@ -48,7 +58,7 @@ def add_client_options(parser) -> None:
                         help=f"sampling seed, an integer in [0, {MAX_SEED}]; long-form windows "
                              "and dialogue turns use seed + k, wrapped into that range "
                              "(default %(default)s)")
-    parser.add_argument("--temperature", type=positive_number, default=None,
+    parser.add_argument("--temperature", type=temperature_argument, default=None,
                         help="sampling temperature of the first level, > 0 (default: the "
                              "model's, from its contract)")
 
@@ -188,12 +198,32 @@ def _dialogue(args) -> int:
     from soundstorm.runtime.client import parse_transcript, write_audio
     from soundstorm.runtime.client.prompt import check_output_path
     check_output_path(args.out)
+    from soundstorm.runtime.frontend import FrontendError, normalize_text
     transcript = read_text_file(args.transcript, "transcript")
-    voices = {speaker: Path(path) for speaker, path in args.voice}
-    # The transcript and its speakers are checked before the model loads.
-    missing = sorted({speaker for speaker, _ in parse_transcript(transcript)} - set(voices))
+    voices = {}
+    for speaker, path in args.voice:
+        if speaker in voices:
+            raise InputError(f"--voice names speaker {speaker!r} twice ({voices[speaker]} and "
+                             f"{path}); give each speaker one voice")
+        voices[speaker] = Path(path)
+    # The transcript, its speakers, their voices and every turn's text are checked before
+    # the model loads.
+    turns = _numbered_turns(transcript)
+    spoken = {speaker for _, speaker, _ in turns}
+    missing, unused = sorted(spoken - set(voices)), sorted(set(voices) - spoken)
     if missing:
         raise InputError(f"no --voice for speaker(s) {', '.join(missing)}")
+    if unused:
+        raise InputError(f"--voice for speaker(s) {', '.join(unused)} with no turn in the "
+                         f"transcript (its speakers: {', '.join(sorted(spoken))})")
+    for speaker, path in voices.items():
+        if not path.is_file():
+            raise FileNotFoundError(f"no audio file at {path} (--voice {speaker}=...)")
+    for number, speaker, text in turns:
+        try:
+            normalize_text(text)
+        except FrontendError as error:
+            raise InputError(f"transcript line {number} ({speaker}): {error.message}") from None
     client = client_from_args(args)
     # One step per voice prompt (encoded by the codec), one for the turns (one batched call).
     with tqdm(desc="dialogue", total=len(voices) + 1, unit=" step") as progress:
@@ -208,6 +238,14 @@ def _dialogue(args) -> int:
     print(f"wrote {args.out}: {speech.windows} turns, "
           f"{speech.waveform.size / speech.sample_rate:.2f} s")
     return 0
+
+
+def _numbered_turns(transcript: str) -> list[tuple[int, str, str]]:
+    """(line number, speaker, text) of each turn, as parse_transcript reads them."""
+    from soundstorm.runtime.client import parse_transcript
+    lines = [number for number, line in enumerate(transcript.splitlines(), 1) if line.strip()]
+    return [(number, speaker, text)
+            for number, (speaker, text) in zip(lines, parse_transcript(transcript))]
 
 
 def add_commands(subparsers) -> None:

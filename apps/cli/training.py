@@ -7,7 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from soundstorm.apps.cli.arguments import seed_argument
+from soundstorm.apps.cli.arguments import seed_argument, temperature_argument
 from soundstorm.runtime.client.seeds import MAX_SEED
 from soundstorm.config import PRESETS, get_preset
 
@@ -167,7 +167,7 @@ def _add_sample(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: WORKDIR/samples/INDEX")
     parser.add_argument("--seed", type=seed_argument, default=0,
                         help=f"sampling seed, in [0, {MAX_SEED}] (default 0)")
-    parser.add_argument("--temperature", type=float, default=1.0,
+    parser.add_argument("--temperature", type=temperature_argument, default=1.0,
                         help="sampling temperature of the first level, > 0")
     parser.set_defaults(handler=_sample)
 

@@ -15,7 +15,10 @@ through one stateful codec decoder, so the audio is seamless at the joins.
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Iterator
 
@@ -26,9 +29,13 @@ from soundstorm.runtime.client.backends import (DEFAULT_DEADLINE_SECONDS, DEFAUL
 from soundstorm.runtime.client.errors import ClientError, bad_input, client_errors as _client_errors
 from soundstorm.runtime.client.prompt import TIMING_SPEAKER, VoicePrompt, parse_transcript, read_audio
 from soundstorm.runtime.client.seeds import MAX_SEED, derived_seed, is_seed
+from soundstorm.runtime.client.temperatures import is_temperature
 
 # Silence between dialogue turns.
 TURN_GAP_SECONDS = 0.25
+# The least audio a voice prompt is made from (or all of a shorter prompt_seconds/budget):
+# a few milliseconds encode to a frame or two that carry no voice.
+MIN_PROMPT_SECONDS = 1.0
 
 
 @dataclasses.dataclass
@@ -112,6 +119,8 @@ class Client:
             NOT_FOUND when it has no such model or version, INVALID_ARGUMENT for bad options.
         """
         with _client_errors():
+            _check_type("target", target, str, "a str 'HOST:PORT'")
+            _check_type("model_name", model_name, str, "a str")
             self._init(GrpcBackend(target, model_name, version=version,
                                    version_label=version_label, deadline_seconds=deadline_seconds,
                                    retries=retries, root_certificates=root_certificates,
@@ -131,6 +140,7 @@ class Client:
         """
         client = cls.__new__(cls)
         with _client_errors():
+            _check_type("model_dir", model_dir, (str, os.PathLike), "a folder path")
             client._init(EmbeddedBackend(Path(model_dir)), codec_dir)
         return client
 
@@ -198,7 +208,8 @@ class Client:
             with no reading (named, with its position), or a model without a text vocabulary.
         """
         from soundstorm.runtime.frontend import get_speaker, text_to_semantic
-        if not text or not text.strip():
+        _check_type("text", text, str, "a str")
+        if not text.strip():
             raise bad_input("the text is empty")
         return text_to_semantic(text, get_speaker(TIMING_SPEAKER), self._vocabulary(),
                                 self.contract.semantic.rate_hz)
@@ -222,23 +233,36 @@ class Client:
           [P / frames_per_token] (the transcript's, or the unknown id).
         Raises:
           ClientError: NOT_FOUND for a missing file; INVALID_ARGUMENT for audio that cannot
-            be read or is too short, prompt_seconds outside (0, budget], an array without its
-            sample_rate; the codec's errors (see `codec`).
+            be read, audio shorter than MIN_PROMPT_SECONDS (1 s) or than a shorter prompt
+            asked for, prompt_seconds outside (0, budget], an array without its sample_rate,
+            arguments of the wrong type; the codec's errors (see `codec`).
         """
         budget_s = self.max_prompt_frames / self.frame_rate_hz
+        if prompt_seconds is not None:
+            _check_type("prompt_seconds", prompt_seconds, numbers.Real, "a number of seconds")
+        if transcript is not None:
+            _check_type("transcript", transcript, str, "a str")
         if prompt_seconds is not None and not 0 < prompt_seconds <= budget_s:
             what = "prompt too long" if prompt_seconds > budget_s else "prompt too short"
             raise bad_input(f"{what}: prompt_seconds must be in (0, {budget_s:g}] "
                             f"for this model, got {prompt_seconds}")
-        if isinstance(audio, (str, Path)):
+        if isinstance(audio, (str, os.PathLike)):
             waveform, sample_rate = read_audio(audio)
         else:
+            _check_type("audio", audio, (np.ndarray, list, tuple),
+                        "a file path or a waveform array float [samples] or [samples, channels]")
             waveform = np.asarray(audio)
             if sample_rate is None:
                 raise bad_input("a waveform array needs its sample_rate")
+        _check_type("sample_rate", sample_rate, numbers.Integral, "an int number of Hz")
+        asked_s = prompt_seconds or budget_s
+        needed_s = min(asked_s, MIN_PROMPT_SECONDS)
+        if waveform.shape[0] < needed_s * sample_rate:
+            raise bad_input(f"the voice prompt is too short to use: {waveform.shape[0] / sample_rate:.2f} "
+                            f"s of audio, and a voice needs at least {needed_s:g} s")
         tokens = self.codec.encode(waveform, sample_rate)
         ratio = self.frames_per_token
-        frames = round((prompt_seconds or budget_s) * self.frame_rate_hz)
+        frames = round(asked_s * self.frame_rate_hz)
         frames = min(frames, tokens.shape[0]) // ratio * ratio
         if frames < ratio:
             raise bad_input("the voice prompt is too short to use")
@@ -417,6 +441,7 @@ class Client:
         """
         timings = Timings()
         _check_seed(seed)
+        items = _checked_items(items)
         semantics, voices = [], []
         for text_or_tokens, voice in items:
             is_text = isinstance(text_or_tokens, str)
@@ -467,6 +492,8 @@ class Client:
             answers (UNAVAILABLE after the retries, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED).
             A speaker without a voice, or a transcript without turns, is INVALID_ARGUMENT.
         """
+        _check_type("transcript", transcript, str, "a str of lines 'SPEAKER: text'")
+        _check_type("voices", voices, dict, "a dict {speaker: VoicePrompt}")
         turns = parse_transcript(transcript)
         missing = sorted({speaker for speaker, _ in turns} - set(voices))
         if missing:
@@ -485,15 +512,15 @@ class Client:
     def _sampling(self, temperature, choice_temperature):
         """The temperatures to send, checked here (the model's own checks would answer
         with TensorFlow's words, after a round trip)."""
-        import math
         temperature = self.contract.default_temperature if temperature is None else temperature
         choice = (self.contract.default_choice_temperature if choice_temperature is None
                   else choice_temperature)
-        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)
-                and temperature > 0):
-            raise bad_input(f"temperature must be a finite number > 0, got {temperature!r}")
-        if not (isinstance(choice, (int, float)) and math.isfinite(choice) and choice >= 0):
-            raise bad_input(f"choice_temperature must be a finite number >= 0, got {choice!r}")
+        if not is_temperature(temperature):
+            raise bad_input(f"temperature must be a finite number > 0 in float32, got "
+                            f"{temperature!r}")
+        if not is_temperature(choice, zero_allowed=True):
+            raise bad_input(f"choice_temperature must be a finite number >= 0 in float32, got "
+                            f"{choice!r}")
         return temperature, choice
 
     def _check_voice(self, voice: VoicePrompt | None) -> VoicePrompt:
@@ -530,6 +557,26 @@ class Client:
 
 
 __all__ = ["Client", "ClientError", "Synthesis", "Timings"]
+
+
+def _check_type(name: str, value, kinds, what: str) -> None:
+    """INVALID_ARGUMENT naming the argument unless `value` is one of `kinds`: a wrong type
+    is the caller's input, answered as such, not an AttributeError from deep inside."""
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        raise bad_input(f"{name} must be {what}, got {type(value).__name__}")
+
+
+def _checked_items(items) -> list:
+    """synthesize_batch's items as a list of (text or tokens, voice) pairs, or INVALID_ARGUMENT
+    naming the first that is not one."""
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+        raise bad_input(f"items must be a list of (text or semantic tokens, VoicePrompt) pairs, "
+                        f"got {type(items).__name__}")
+    for index, item in enumerate(items):
+        if not isinstance(item, (tuple, list)) or len(item) != 2:
+            raise bad_input(f"items[{index}] must be a (text or semantic tokens, VoicePrompt) "
+                            f"pair, got {item!r:.60}")
+    return list(items)
 
 
 def _check_seed(seed) -> None:

@@ -7,9 +7,10 @@ import os
 import re
 from pathlib import Path
 
+import grpc
 import numpy as np
 
-from soundstorm.runtime.client.errors import bad_input, client_errors
+from soundstorm.runtime.client.errors import ClientError, bad_input, client_errors
 
 # The espeak voice whose timing turns text into semantic tokens (the model gives the
 # speech the prompt's voice; only phoneme durations come from here).
@@ -62,40 +63,63 @@ def read_audio(path) -> tuple[np.ndarray, int]:
 
 @client_errors()
 def write_audio(path, waveform: np.ndarray, sample_rate: int) -> Path:
-    """Writes float `waveform` [samples] (clipped to [-1, 1]) at `sample_rate` Hz as 16-bit
-    PCM: wav, or flac by the file's extension. Written whole or not at all: a failed write
-    leaves neither the file nor its temporary `.NAME.partial`.
+    """Writes float `waveform` [samples] (clipped to [-1, 1]) at `sample_rate` Hz in the format
+    of the file's extension: 16-bit PCM where the format holds it (wav, flac, aiff, ...), else
+    the format's own encoding (ogg: Vorbis, mp3: MPEG layer III). Written whole or not at all:
+    a failed write leaves neither the file nor its temporary `.NAME.partial`.
 
     Returns:
       The path written.
     Raises:
       ClientError: INVALID_ARGUMENT for a path that is a folder, an extension soundfile
-        cannot write, or a folder that is not writable (check_output_path).
+        cannot write, or a folder that is not writable (check_output_path); INTERNAL when
+        the write itself fails (a full disk), naming the path.
     """
     import soundfile
     path = check_output_path(path)
+    kind, subtype = _audio_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     try:
-        soundfile.write(str(partial), np.clip(waveform, -1, 1), sample_rate, subtype="PCM_16",
-                        format=(path.suffix.lstrip(".") or "wav").upper())
+        soundfile.write(str(partial), np.clip(waveform, -1, 1), sample_rate, subtype=subtype,
+                        format=kind)
         partial.replace(path)
+    except (soundfile.LibsndfileError, OSError, ValueError) as error:
+        raise ClientError(grpc.StatusCode.INTERNAL, f"{path}: writing the audio failed: {error}") \
+            from None
     finally:
         partial.unlink(missing_ok=True)
     return path
 
 
+def _audio_format(path: Path) -> tuple[str, str]:
+    """(soundfile format, subtype) for `path`'s extension: 16-bit PCM where the format holds
+    it, else the format's default encoding."""
+    import soundfile
+    kind = (path.suffix.lstrip(".") or "wav").upper()
+    subtype = "PCM_16" if soundfile.check_format(kind, "PCM_16") else \
+        soundfile.default_subtype(kind)
+    return kind, subtype
+
+
 def check_output_path(path) -> Path:
     """Raises InputError unless an audio file can be written at `path` (not a folder, a
     format soundfile writes, its folder writable or creatable): checked before synthesis, so
-    minutes of work are not lost to a typo."""
+    minutes of work are not lost to a typo. The format is tried on 0.1 s of silence in
+    memory, so an extension libsndfile lists but cannot encode here is refused now too."""
+    import io
+
     import soundfile
     path = Path(path)
     if path.is_dir():
         raise bad_input(f"{path} is a folder; name the audio file to write, e.g. {path / 'out.wav'}")
-    kind = (path.suffix.lstrip(".") or "wav").upper()
-    if kind not in soundfile.available_formats():
-        raise bad_input(f"{path}: cannot write {kind!r} audio; use .wav or .flac")
+    try:
+        kind, subtype = _audio_format(path)
+        soundfile.write(io.BytesIO(), np.zeros(1600, np.float32), 16000, subtype=subtype,
+                        format=kind)
+    except (soundfile.LibsndfileError, ValueError, TypeError):
+        raise bad_input(f"{path}: cannot write {path.suffix or 'extensionless'} audio; use "
+                        ".wav, .flac, .ogg or .mp3") from None
     folder = next((parent for parent in path.absolute().parents if parent.exists()), None)
     if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise bad_input(f"{path}: the folder {folder} is not writable")

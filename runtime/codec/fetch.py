@@ -13,8 +13,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sys
+import urllib.error
 import urllib.request
 from pathlib import Path
+
+import grpc
 
 from soundstorm.runtime.codec.base import CodecError
 from soundstorm.runtime.codec.lyra import LYRA_COMMIT, LYRA_SHA256, sha256_of
@@ -24,7 +27,13 @@ _TIMEOUT_S = 60
 
 
 def fetch(dest, opener=urllib.request.urlopen) -> list[Path]:
-    """Downloads the files missing or wrong in `dest`; returns the paths of all three."""
+    """Downloads the files missing or wrong in `dest`; returns the paths of all three.
+
+    Raises:
+      CodecError: UNAVAILABLE when a file cannot be downloaded (the message says how to
+        install the files by hand); INVALID_ARGUMENT when one downloads with the wrong
+        sha256 (nothing is written).
+    """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -36,8 +45,16 @@ def fetch(dest, opener=urllib.request.urlopen) -> list[Path]:
             continue
         url = SOURCE_URL.format(commit=LYRA_COMMIT, name=name)
         print(f"{name}: downloading {url}")
-        with opener(url, timeout=_TIMEOUT_S) as response:
-            data = response.read()
+        try:
+            with opener(url, timeout=_TIMEOUT_S) as response:
+                data = response.read()
+        except (urllib.error.URLError, OSError) as error:  # no network, DNS, refused, timeout
+            reason = getattr(error, "reason", error)
+            raise CodecError(
+                f"could not download {url} ({reason}); on a machine without internet access "
+                f"copy the three files ({', '.join(LYRA_SHA256)}) into {dest} or point "
+                "SOUNDSTORM_CODEC_DIR at a folder that holds them", grpc.StatusCode.UNAVAILABLE
+            ) from None
         actual = hashlib.sha256(data).hexdigest()
         if actual != expected:
             raise CodecError(f"{url} has sha256 {actual}, expected {expected}; nothing written")

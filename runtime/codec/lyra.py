@@ -16,6 +16,7 @@ import os
 import threading
 from pathlib import Path
 
+import grpc
 import numpy as np
 
 from soundstorm.runtime.codec.audio import to_mono
@@ -71,18 +72,22 @@ def sha256_of(path: Path) -> str:
 
 
 def check_codec_dir(codec_dir: Path) -> None:
-    """Raises CodecError unless all three files are present with the pinned checksums."""
+    """Raises CodecError unless all three files are present with the pinned checksums:
+    NOT_FOUND for a missing file (the message says how to fetch it), DATA_LOSS for one with
+    another checksum."""
     for name, expected in LYRA_SHA256.items():
         path = codec_dir / name
         if not path.is_file():
             raise CodecError(
                 f"Lyra model file missing: {path}. Point ${CODEC_DIR_ENV} at a folder holding "
                 f"{', '.join(LYRA_SHA256)}, or fetch them: soundstorm codec fetch "
-                f"(into {user_codec_dir()}, where they are found by default)")
+                f"(into {user_codec_dir()}, where they are found by default)",
+                grpc.StatusCode.NOT_FOUND)
         actual = sha256_of(path)
         if actual != expected:
             raise CodecError(f"{path} has sha256 {actual}, expected {expected} (Lyra commit "
-                             f"{LYRA_COMMIT}): the file is corrupt or a different version")
+                             f"{LYRA_COMMIT}): the file is corrupt or a different version",
+                             grpc.StatusCode.DATA_LOSS)
 
 
 def _interpreter(model: bytes):

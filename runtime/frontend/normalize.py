@@ -6,20 +6,27 @@ gives (the client, the CLI). In order:
 1. Characters: line endings unified (CRLF, CR); each character folded by
    Unicode compatibility (NFKC: non-breaking and other spaces, full-width
    forms, ligatures, the ellipsis character) and stripped of accents (NFKD,
-   combining marks dropped: "café" -> "cafe"); typographic apostrophes and
+   combining marks dropped: "café" -> "cafe"); Latin letters with no accent to
+   strip spelt in ASCII by anyascii (a maintained library: "ß" -> "ss", "ø" ->
+   "o"); Unicode's line and paragraph separators, form feeds and vertical tabs
+   made line and paragraph breaks; typographic apostrophes and
    quotes, dashes, bullets and brackets mapped to what they mean when read
-   aloud (an apostrophe, nothing, a pause); zero-width characters and soft
-   hyphens removed. A character with no reading here (another script, an
+   aloud (an apostrophe, nothing, a pause; an en dash between numbers is a
+   range, "3–5": three to five); the symbols × ÷ ± © ® ™ § as words;
+   zero-width characters and soft hyphens removed. A character with no reading here (another script, an
    emoji, a symbol) is a FrontendError naming it and its position in the text
    as given.
 2. Breaks: a paragraph break (a blank line) ends a sentence, a line break
    pauses (a list item, a verse line); list bullets at the start of a line go.
 3. Words for what is written with digits and symbols, in English: currency
-   ("$5.50": five dollars and fifty cents), percentages, times ("3:30 pm",
-   "7:00"), dates (ISO "2024-01-05", US "1/5/2024", "January 5th"), years
-   ("in 1999"), ordinals ("21st"), decimals, numbers with thousands
-   separators, signs, simple fractions, units after numbers, common
-   abbreviations ("Dr.", "e.g.", "etc.") and the symbols & + = @ # %. Numbers
+   ("$5.50": five dollars and fifty cents; "3.50$"; "€2,50" with a decimal
+   comma), percentages, times ("3:30 pm", "7:00", "12:30:45"), dates (ISO
+   "2024-01-05", US "1/5/2024", "January 5th"), years ("in 1999"), decades
+   ("the 90s"), ordinals ("21st", "1,000th"), decimals (".5"), version numbers
+   ("2.0.1"), powers of ten ("1e3"), numbers with thousands separators, signs
+   (also before a currency, percent or degree: "-5%", "-$5", "-5°C"), simple
+   fractions ("24/7" as said), units after numbers, common abbreviations
+   ("Dr.", "e.g.", "etc.", "Nos.") and the symbols & + = @ # %. Numbers
    are read by num2words (a maintained library), as cardinals, ordinals or
    years.
 4. Nothing to say: text with no letter left (only punctuation or spaces) is a
@@ -39,28 +46,37 @@ from typing import Callable
 from num2words import num2words
 
 from soundstorm.runtime.frontend.errors import FrontendError
-from soundstorm.runtime.frontend.text_check import ALLOWED_CHARACTERS, describe_character
+from soundstorm.runtime.frontend.text_check import (ALLOWED_CHARACTERS, MAX_DOCUMENT_CHARS,
+                                                    describe_character)
 
 # Step 1: characters that mean something other than their NFKC form when read aloud.
 _PAUSE = ","
+# An en dash (or figure dash) until step 3 reads it: "to" between numbers, a pause elsewhere.
+_RANGE_DASH = "\x02"
 _CHARACTER_READINGS = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'",
     "`": "'",
     "\u201c": "", "\u201d": "", "\u201e": "", "\u201f": "", "\u00ab": "", "\u00bb": "",
     "\u2039": "", "\u203a": "", '"': "", "\u2033": "",
-    "\u2013": " - ", "\u2014": f"{_PAUSE} ", "\u2015": f"{_PAUSE} ", "\u2012": " - ",
+    "\u2013": f" {_RANGE_DASH} ", "\u2014": f"{_PAUSE} ", "\u2015": f"{_PAUSE} ",
+    "\u2012": f" {_RANGE_DASH} ",
     "\u2010": "-", "\u2011": "-", "\u2212": "-",
     "\u2022": " ", "\u2023": " ", "\u25e6": " ", "\u2043": " ", "\u00b7": " ", "*": " ",
     "(": f"{_PAUSE} ", ")": f"{_PAUSE} ", "[": f"{_PAUSE} ", "]": f"{_PAUSE} ",
     "{": f"{_PAUSE} ", "}": f"{_PAUSE} ",
     "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "", "\u00ad": "",
-    "\t": " ", "\u2044": "/", "_": " ", "~": " about ",
+    "\t": " ", "\u2044": "/", "_": " ", "~": " about ", "|": f"{_PAUSE} ",
+    # Breaks as Unicode and old editors write them.
+    "\u2028": "\n", "\u2029": "\n\n", "\u0085": "\n", "\x0b": "\n", "\x0c": "\n\n",
+    "\u00d7": " times ", "\u00f7": " divided by ", "\u00b1": " plus or minus ",
+    "\u00a9": " copyright ", "\u00ae": " registered ", "\u2122": " trademark ",
+    "\u00a7": " section ",
 }
 # Symbols read as words in step 3 (kept through step 1).
 _SYMBOL_WORDS = {"&": " and ", "+": " plus ", "=": " equals ", "@": " at ", "#": " number ",
                  "%": " percent", "$": " dollars", "\u00a3": " pounds", "\u20ac": " euros",
                  "\u00b0": " degrees", "/": " "}
-_KEPT = ALLOWED_CHARACTERS | set(_SYMBOL_WORDS) | {"\n"}
+_KEPT = ALLOWED_CHARACTERS | set(_SYMBOL_WORDS) | {"\n", _RANGE_DASH}
 
 
 def _fold(character: str) -> str:
@@ -72,7 +88,16 @@ def _fold(character: str) -> str:
         return folded
     decomposed = unicodedata.normalize("NFKD", folded)
     stripped = "".join(part for part in decomposed if not unicodedata.combining(part))
-    return "".join(_CHARACTER_READINGS.get(part, part) for part in stripped)
+    return "".join(_CHARACTER_READINGS.get(part, _latin_in_ascii(part)) for part in stripped)
+
+
+def _latin_in_ascii(character: str) -> str:
+    """A Latin letter that has no accent to strip ("ß", "æ", "ł") spelt in ASCII; any other
+    character as it is (another script's letters are refused, not transliterated)."""
+    if character in _KEPT or not unicodedata.name(character, "").startswith("LATIN "):
+        return character
+    from anyascii import anyascii
+    return anyascii(character)
 
 
 def _fold_characters(text: str) -> str:
@@ -124,6 +149,7 @@ _ABBREVIATIONS = [  # (pattern, reading); case-sensitive, whole words
     (r"\bSr\.", "Senior"), (r"\bvs\.", "versus"), (r"\betc\.", "et cetera"),
     (r"\be\.g\.", "for example"), (r"\bi\.e\.", "that is"), (r"\bapprox\.", "approximately"),
     (r"\bNo\.(?= ?\d)", "number"), (r"\bno\.(?= ?\d)", "number"),
+    (r"\bNos\.(?= ?\d)", "numbers"), (r"\bnos\.(?= ?\d)", "numbers"),
     (r"\bJan\.", "January"), (r"\bFeb\.", "February"), (r"\bAug\.", "August"),
     (r"\bSept?\.", "September"), (r"\bOct\.", "October"), (r"\bNov\.", "November"),
     (r"\bDec\.", "December"), (r"\ba\.m\.", "a m"), (r"\bp\.m\.", "p m"),
@@ -163,6 +189,11 @@ def _number(text: str) -> str:
 
 def _currency(match: re.Match) -> str:
     symbol, amount, scale = match.group(1), match.group(2), match.group(3)
+    return _amount(symbol, amount, scale)
+
+
+def _amount(symbol: str, amount: str, scale: str | None = None) -> str:
+    """An amount of a currency in words: ("$", "5.50") -> "five dollars and fifty cents"."""
     one, many, cent, cents = _CURRENCIES[symbol]
     whole, _, fraction = amount.replace(",", "").partition(".")
     if scale:  # "$5 million", "$2.5bn": the scale before the unit
@@ -191,6 +222,26 @@ def _time(match: re.Match) -> str:
     if period:
         spoken += " " + " ".join(period.replace(".", "").replace(" ", "").lower())
     return spoken + _keep_final_stop("")(match)
+
+
+def _clock_with_seconds(match: re.Match) -> str:
+    """"12:30:45" -> "twelve thirty and forty-five seconds" (a clock time read to the second)."""
+    hours, minutes, seconds = (int(group) for group in match.groups())
+    if hours > 23 or minutes > 59 or seconds > 59:
+        return match.group(0).replace(":", " ")
+    spoken = num2words(hours)
+    if minutes == 0:
+        spoken += " hundred"
+    elif minutes < 10:
+        spoken += f" oh {num2words(minutes)}"
+    else:
+        spoken += f" {num2words(minutes)}"
+    return f"{spoken} and {num2words(seconds)} second{'' if seconds == 1 else 's'}"
+
+
+def _power_of_ten(match: re.Match) -> str:
+    """"1e3" -> "one times ten to the power of three"."""
+    return f"{_number(match.group(1))} times ten to the power of {_number(match.group(2))}"
 
 
 def _date(year: int, month: int, day: int, original: str) -> str:
@@ -243,17 +294,37 @@ def _digits(group: str) -> str:
 
 
 def _words_for_digits_and_symbols(text: str) -> str:
-    # Currency: "$5", "$5.50", "$1,200", "£3 million", "$1m", "$2.5bn", "$3k".
+    # An en dash between numbers is a range ("3–5", "$3–$5", "1990–1995"); elsewhere a pause.
+    text = re.sub(rf"(?<=\d) ?{_RANGE_DASH} ?(?=[$\u00a3\u20ac]?\d)", " to ", text)
+    text = text.replace(_RANGE_DASH, "-")
+    # A sign before a number, or before the currency of one: "-5", "-5%", "-$5", "$-5"
+    # (not "3-5", "2024-01-05" or "well-known": a sign follows no letter, digit or hyphen).
+    text = re.sub(r"([$\u00a3\u20ac]) ?-(?=\d)", r"-\1", text)
+    text = re.sub(r"(?<![\w-])-(?=(?:[$\u00a3\u20ac] ?)?\.?\d)", "minus ", text)
+    # The euro's decimal comma: "€2,50", "2,50 €" (two digits after it: not a thousands comma).
+    text = re.sub(r"(\u20ac) ?(\d+),(\d{2})(?![\d,])", r"\1\2.\3", text)
+    text = re.sub(r"(?<![\d,])(\d+),(\d{2}) ?(?=\u20ac)", r"\1.\2", text)
+    # Currency: "$5", "$5.50", "$1,200", "£3 million", "$1m", "$2.5bn", "$3k"; and the symbol
+    # written after the amount, "3.50$", "20 €".
     text = re.sub(rf"([$\u00a3\u20ac]) ?({_NUMBER})(?: ?({'|'.join(_SCALES)}|[mkb]|bn)\b)?",
                   _currency, text)
+    text = re.sub(rf"(?<![\w.,])({_NUMBER}) ?([$\u00a3\u20ac])",
+                  lambda m: _amount(m.group(2), m.group(1)), text)
+    # "24/7" as said (not twenty-four sevenths); powers of ten, "1e3", "2.5E-4".
+    text = re.sub(r"\b24/7\b", "twenty-four seven", text)
+    text = re.sub(r"\b(\d+(?:\.\d+)?)[eE]([-+]?\d+)\b", _power_of_ten, text)
     # Telephone numbers, digit by digit: 555-1234, 212-555-1234.
     text = re.sub(r"\b(?:(\d{3})-)?(\d{3})-(\d{4})\b", lambda m: ", ".join(
         _digits(group) for group in m.groups() if group), text)
     # Decades: 1990s, '90s.
     text = re.sub(r"\b(1[0-9]\d0|20\d0)s\b", lambda m: _decade(m.group(1)), text)
     text = re.sub(r"'(\d0)s\b", lambda m: _decade(m.group(1)), text)
+    text = re.sub(r"(?<![\d'])\b([1-9]0)s\b", lambda m: _decade(m.group(1)), text)
     # A letter then a digit ("v2.0", "MP3"): two words.
     text = re.sub(r"(?<=[A-Za-z])(?=\d)", " ", text)
+    # Version numbers and other dotted groups, "2.0.1": each group, "point" between.
+    text = re.sub(r"\b\d+(?:\.\d+){2,}\b", lambda m: " point ".join(
+        num2words(int(group)) for group in m.group(0).split(".")), text)
     # Dates: ISO 2024-01-05, US 1/5/2024, "January 5th" / "January 5".
     text = re.sub(r"\b(\d{4})-(\d{2})-(\d{2})\b", lambda m: _date(
         int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0)), text)
@@ -263,14 +334,15 @@ def _words_for_digits_and_symbols(text: str) -> str:
         int(m.group(3)), int(m.group(1)), int(m.group(2)), m.group(0)), text)
     text = re.sub(rf"\b({'|'.join(_MONTHS)}) (\d{{1,2}})(?:st|nd|rd|th)?\b",
                   lambda m: f"{m.group(1)} {num2words(int(m.group(2)), to='ordinal')}", text)
-    # Times: 3:30, 3:30 pm, 10:05 a.m. (already "a m" from the abbreviations).
+    # Times: 12:30:45, 3:30, 3:30 pm, 10:05 a.m. (already "a m" from the abbreviations).
+    text = re.sub(r"\b(\d{1,2}):(\d{2}):(\d{2})\b", _clock_with_seconds, text)
     text = re.sub(r"\b(\d{1,2}):(\d{2})(?: ?([AaPp]\.? ?[Mm]\.?)(?![A-Za-z]))?", _time, text)
     text = re.sub(r"\b(\d{1,2}) ?([AaPp]\.? ?[Mm]\.?)(?![A-Za-z])", lambda m: num2words(
         int(m.group(1))) + " " + " ".join(m.group(2).replace(".", "").replace(" ", "").lower())
         + _keep_final_stop("")(m), text)
     # Ordinals, percentages, fractions, units.
-    text = re.sub(r"\b(\d+)(?:st|nd|rd|th)\b",
-                  lambda m: num2words(int(m.group(1)), to="ordinal"), text)
+    text = re.sub(r"\b(\d{1,3}(?:,\d{3})+|\d+)(?:st|nd|rd|th)\b",
+                  lambda m: num2words(int(m.group(1).replace(",", "")), to="ordinal"), text)
     text = re.sub(rf"({_NUMBER}) ?%", lambda m: f"{_number(m.group(1))} percent", text)
     text = re.sub(r"\b(\d+)/(\d+)\b", _fraction, text)
     text = re.sub(rf"({_NUMBER}) ?({'|'.join(_UNITS)})\b",
@@ -280,8 +352,8 @@ def _words_for_digits_and_symbols(text: str) -> str:
     # Years: a lone four-digit number from 1100 to 2099 (not a count with a separator).
     text = re.sub(r"(?<![\d,.$])\b(1[1-9]\d\d|20\d\d)\b(?![\d,.]\d)",
                   lambda m: num2words(int(m.group(1)), to="year"), text)
-    # Any other number, with its sign when it has one ("-5", but not "pages 3-5").
-    text = re.sub(rf"(?<![\w-])-(?={_NUMBER})", "minus ", text)
+    # A decimal without its leading zero, ".5"; any other number; a range written "3-5".
+    text = re.sub(r"(?<![\w.])\.(\d+)\b", lambda m: "point " + _digits(m.group(1)), text)
     text = re.sub(r"(?<=\d)-(?=\d)", " to ", text)
     text = re.sub(_NUMBER, lambda m: _number(m.group(0)), text)
     for symbol, words in _SYMBOL_WORDS.items():
@@ -293,6 +365,7 @@ def _tidy(text: str) -> str:
     text = re.sub(r"[ ]+", " ", text)
     text = re.sub(r" ([,.;:!?])", r"\1", text)
     text = re.sub(r",(?:[ ]*,)+", ",", text)          # pauses that met
+    text = re.sub(r",[ ]*([.;:!?])", r"\1", text)     # a pause before a stop
     text = re.sub(r"([.;:!?]),", r"\1", text)         # a pause after a stop
     text = re.sub(r"^[ ,]+", "", text)
     text = re.sub(r",([A-Za-z'])", r", \1", text)
@@ -303,16 +376,19 @@ def normalize_text(text: str) -> str:
     """`text` in words the frontend can speak: ASCII letters, digits-free, basic punctuation.
 
     Args:
-      text: str, any length (check_text bounds it afterwards), any Unicode.
+      text: str of at most MAX_DOCUMENT_CHARS (100,000) characters, any Unicode.
     Returns:
       The normalized text (str); plain ASCII text without digits or symbols comes back
       with only its whitespace and quotes changed.
     Raises:
-      FrontendError: `text` is not a str; a character has no reading (named, with its
-        position in `text`); nothing is left to say (no letters).
+      FrontendError: `text` is not a str or is over MAX_DOCUMENT_CHARS; a character has no
+        reading (named, with its position in `text`); nothing is left to say (no letters).
     """
     if not isinstance(text, str):
         raise FrontendError(f"text must be a str, got {type(text).__name__}")
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise FrontendError(f"text is {len(text)} characters long; the limit is "
+                            f"{MAX_DOCUMENT_CHARS} (about 1.5 hours of speech)")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _fold_characters(text)
     text = _abbreviations(text)

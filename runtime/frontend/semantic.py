@@ -11,6 +11,7 @@ measures how often that happens at a rate (benchmarks/phoneme_rate.py).
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -19,6 +20,7 @@ from soundstorm.runtime.frontend.errors import FrontendError
 from soundstorm.runtime.frontend.normalize import normalize_text
 from soundstorm.runtime.frontend.espeak import Utterance, synthesize
 from soundstorm.runtime.frontend.spans import PhonemeSpan
+from soundstorm.runtime.frontend.text_check import MAX_TEXT_CHARS
 from soundstorm.runtime.frontend.speakers import Speaker
 from soundstorm.runtime.frontend.vocabulary import PhonemeVocabulary
 
@@ -94,6 +96,37 @@ def text_to_semantic(text: str, speaker: Speaker, vocabulary: PhonemeVocabulary,
                      rate_hz: float) -> np.ndarray:
     """Semantic tokens (int32 [frames]) of a user's `text` said by `speaker`: the text is
     normalized first (normalize.py: typography, line breaks, numbers and symbols as words),
-    then said in one espeak synthesis. Raises FrontendError for text with nothing to say or
-    a character without a reading."""
-    return semantic_tokens(synthesize(normalize_text(text), speaker), vocabulary, rate_hz)
+    then said by espeak in pieces of whole sentences of at most MAX_TEXT_CHARS characters
+    (sentence_pieces), whose tokens follow each other. Raises FrontendError for text over
+    MAX_DOCUMENT_CHARS, with nothing to say, or with a character without a reading."""
+    return np.concatenate([semantic_tokens(synthesize(piece, speaker), vocabulary, rate_hz)
+                           for piece in sentence_pieces(normalize_text(text))])
+
+
+def sentence_pieces(text: str, max_chars: int = MAX_TEXT_CHARS) -> list[str]:
+    """Normalized `text` cut into pieces of at most `max_chars` characters for one espeak
+    synthesis each: whole sentences packed together where they fit; a longer sentence is
+    cut after a comma or semicolon, and a clause still too long between words."""
+    pieces: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+        for part in _parts(sentence, max_chars):
+            if pieces and len(pieces[-1]) + 1 + len(part) <= max_chars:
+                pieces[-1] += " " + part
+            else:
+                pieces.append(part)
+    return pieces
+
+
+def _parts(sentence: str, max_chars: int) -> list[str]:
+    """A sentence in parts of at most max_chars: at clause marks, then at spaces (a word is
+    never cut: normalize_text leaves no word anywhere near MAX_TEXT_CHARS long)."""
+    if len(sentence) <= max_chars:
+        return [sentence]
+    parts: list[str] = []
+    for clause in re.split(r"(?<=[,;:])\s+", sentence):
+        for word in (clause.split(" ") if len(clause) > max_chars else [clause]):
+            if parts and len(parts[-1]) + 1 + len(word) <= max_chars:
+                parts[-1] += " " + word
+            else:
+                parts.append(word)
+    return parts

@@ -14,7 +14,12 @@ import unicodedata
 
 from soundstorm.runtime.frontend.errors import FrontendError
 
+# One espeak synthesis (check_text): longer text is said in pieces of whole sentences
+# (semantic.sentence_pieces).
 MAX_TEXT_CHARS = 1000
+# A whole text given to the client (normalize_text): about 1.5 hours of speech, so that a
+# wrong file (a log, a book) is refused at once rather than read for days.
+MAX_DOCUMENT_CHARS = 100_000
 ALLOWED_PUNCTUATION = ".,;:!?'-"
 ALLOWED_CHARACTERS = frozenset(string.ascii_letters + string.digits + " " + ALLOWED_PUNCTUATION)
 
