@@ -1011,6 +1011,97 @@ def test_closing_a_batcher_answers_the_requests_it_took_at_once(batcher):
     assert record.sizes() == [2, 1] and batches == [(2, 2), (1, 1)]
 
 
+def test_unset_batching_parameters_take_tf_servings_defaults(tmp_path):
+    """bundle_factory_util.cc copies only the fields that are set; the rest are
+    SharedBatchScheduler's: batch size 1000, timeout 0, 10 enqueued batches, one thread per
+    schedulable CPU (port::MaxParallelism)."""
+    empty = tmp_path / "batching.txt"
+    empty.write_text("")
+    for options in (BatchingOptions(), BatchingOptions.from_file(empty)):
+        assert (options.max_batch_size, options.batch_timeout_micros,
+                options.max_enqueued_batches, options.num_batch_threads) == \
+            (1000, 0, 10, len(os.sched_getaffinity(0)))
+        assert options.allowed_batch_sizes == () and not options.pad_variable_length_inputs
+
+
+@pytest.mark.parametrize("sizes", [(2, 1, 4), (1, 1, 4), (1, 2), (2, 8)])
+def test_allowed_batch_sizes_must_increase_and_end_at_max_batch_size(sizes):
+    """batching_session.cc's rules: strictly increasing, the last one max_batch_size."""
+    with pytest.raises(StatusError, match=r"allowed_batch_sizes must increase and end at "
+                                          r"max_batch_size \(4\), got"):
+        BatchingOptions(max_batch_size=4, allowed_batch_sizes=sizes)
+    BatchingOptions(max_batch_size=4, allowed_batch_sizes=(1, 2, 4))
+
+
+def test_a_batch_waiting_for_a_thread_is_still_enqueued_as_in_tf_serving():
+    """session_bundle_config.proto: a batch leaves the queue when a thread takes it. With the
+    one thread busy, max_enqueued_batches x max_batch_size examples wait; one more is
+    UNAVAILABLE in SharedBatchScheduler's words; once the thread is free, all are answered."""
+    from soundstorm.runtime.serving.batching import Batcher
+    gate, running, record = threading.Event(), threading.Event(), _Recorder()
+
+    def held(inputs):
+        running.set()
+        gate.wait(30)
+        return record(inputs)
+    batcher_ = Batcher(held, BatchingOptions(max_batch_size=2, max_enqueued_batches=3,
+                                             num_batch_threads=1))
+    try:
+        first = _submit_all(batcher_, [_x(1, 2)])  # a full batch: on the thread, held there
+        assert running.wait(10)
+        waiting = _submit_all(batcher_, [_x(value) for value in range(3, 9)])  # 3 x 2 examples
+        deadline = time.monotonic() + 10
+        while batcher_.enqueued_examples < 6 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert batcher_.enqueued_examples == 6
+        with pytest.raises(StatusError) as full:
+            batcher_.submit(_x(9))
+        assert full.value.code == grpc.StatusCode.UNAVAILABLE
+        assert full.value.message == ("The batch scheduling queue to which this task was "
+                                      "submitted is full")
+        gate.set()
+        answers = [future.result(timeout=10)["y"][:, 0].tolist() for future in first + waiting]
+        assert answers == [[10, 20], [30], [40], [50], [60], [70], [80]]
+        assert batcher_.enqueued_examples == 0
+        assert batcher_.submit(_x(9))["y"][:, 0].tolist() == [90]  # room again
+    finally:
+        gate.set()
+        batcher_.close()
+
+
+def test_a_waiting_batcher_sleeps_instead_of_spinning(batcher):
+    """Idle, and while a batch waits out its timeout, the scheduler blocks on the queue: the
+    process uses a small part of one core (a polling loop would use all of it)."""
+    batcher_, record, _ = batcher(max_batch_size=4, batch_timeout_micros=600_000)
+    cpu, wall = time.process_time(), time.monotonic()
+    time.sleep(0.6)                                       # idle
+    assert batcher_.submit(_x(1))["y"].tolist() == [[10, 10]]  # waits 0.6 s for company
+    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    assert wall >= 1.1 and cpu < 0.3 * wall, (cpu, wall)
+
+
+def test_without_padding_inputs_of_another_shape_or_name_run_in_their_own_batch(batcher):
+    """pad_variable_length_inputs off: a request whose inputs have other non-batch dimensions,
+    or other names, never shares a batch (its inputs would be padded or dropped)."""
+    batcher_, record, _ = batcher(max_batch_size=4, batch_timeout_micros=300_000)
+    wide, narrow = _x(1, width=5), _x(2, width=3)
+    named = {"x": np.array([[3, 3]], np.int32), "z": np.array([[7]], np.int32)}
+    futures = _submit_all(batcher_, [wide, narrow, named], gap=0.05)
+    results = [future.result(timeout=10) for future in futures]
+    assert [result["y"].tolist() for result in results] == [[[10] * 5], [[20] * 3], [[30, 30]]]
+    assert sorted((sorted(call), call["x"].shape) for call in record.calls) == \
+        [(["x"], (1, 3)), (["x"], (1, 5)), (["x", "z"], (1, 2))]
+
+
+def test_a_batcher_never_keeps_its_process_alive():
+    """A server that exits without closing a batcher still exits: its threads are daemons."""
+    code = ("from soundstorm.runtime.serving.batching import Batcher, BatchingOptions\n"
+            "Batcher(lambda inputs: inputs, BatchingOptions())\nprint('exiting')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout == "exiting\n"
+
+
 # A request's cost is bounded before its tensors are built (runtime/serving/tensors.py)
 
 def _declared(shape, dtype=tf.int32, **fields):

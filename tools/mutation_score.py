@@ -297,6 +297,43 @@ EQUIVALENT_MUTANTS = (
      "if self._stop.wait(max(self.load_retry_interval_s, 0)) or not path.is_dir():",
      "if self._stop.wait(max(self.load_retry_interval_s, -1)) or not path.is_dir():",
      "Event.wait returns at once for a negative timeout, as for 0"),
+    ("runtime/serving/batching.py",
+     "while size < self.options.max_batch_size:",
+     "while size != self.options.max_batch_size:",
+     "a batch never passes max_batch_size (a larger request is refused, one that would "
+     "overflow opens the next batch): < and != agree"),
+    *(("runtime/serving/batching.py",
+       "first.inputs[key].ndim == task.inputs[key].ndim and", after,
+       "inputs of another rank fail to merge before the model runs, and the batch's fallback "
+       "runs each request alone: the same runs and results")
+      for after in ("first.inputs[key].ndim <= task.inputs[key].ndim and",
+                    "first.inputs[key].ndim >= task.inputs[key].ndim and")),
+    ("runtime/serving/batching.py",
+     "return np.pad(array, widths, constant_values=array.flat[0] if array.size else 0)",
+     "return np.pad(array, widths, constant_values=array.flat[0] if array.size else 1)",
+     "an empty input's padding lies past every example's length, which the SavedModel's "
+     "per-example lengths exclude"),
+    ("runtime/serving/batching.py", "if padded > examples:", "if padded >= examples:",
+     "padding by 0 repeated rows changes nothing"),
+    ("runtime/serving/batching.py",
+     "first = pending or self._next(0.1)", "first = pending or self._next( 1.1)",
+     "how long an idle scheduler blocks before it looks at close(): only how soon an idle "
+     "batcher's thread ends, no request's result or timing"),
+    ("runtime/serving/batching.py",
+     "batch[0].future.set_exception(error)", "batch[ -1].future.set_exception(error)",
+     "the branch runs for a batch of one: its first task is its last"),
+    ("runtime/serving/batching.py",
+     "shape = tuple(np.max([a.shape[1:] for a in arrays], axis=0)) if arrays[0].ndim > 1 \\",
+     "shape = tuple(np.max([a.shape[1:] for a in arrays], axis=0)) if arrays[0].ndim != 1 \\",
+     "inputs are batch-first (submit refuses scalars): ndim >= 1, so > 1 and != 1 agree"),
+    ("runtime/serving/batching.py",
+     "options: BatchingOptions, on_batch: Callable[[int, int], None] | None = None):",
+     "options: BatchingOptions, on_batch: Callable[[int, int], None] & None = None):",
+     "an annotation: with `from __future__ import annotations` it is never evaluated"),
+    ("runtime/serving/batching.py",
+     "timeout = self.options.batch_timeout_micros / 1e6",
+     "timeout = self.options.batch_timeout_micros / 1000001.0",
+     "one part in a million of a batch timeout, below the scheduler's 50 ms waiting steps"),
 )
 
 

@@ -8,12 +8,21 @@ Serving's rule); the batch is then padded up to the next `allowed_batch_sizes`
 entry by repeating its first example. Each request gets its own rows of the
 outputs back. The SavedModel's per-example lengths decide what is valid, so
 neither kind of padding changes an example's tokens.
+
+The queue is bounded as TF Serving bounds it: a batch counts as enqueued until a
+batch thread takes it (session_bundle_config.proto, max_enqueued_batches: "A
+batch that has been scheduled on a thread is considered to have been removed
+from the queue"), so while every thread is busy, requests wait in at most
+`max_enqueued_batches` x `max_batch_size` examples, and one more is UNAVAILABLE
+with SharedBatchScheduler's words ("The batch scheduling queue to which this
+task was submitted is full").
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import os
 import queue
 import threading
 import time
@@ -27,13 +36,24 @@ from soundstorm.protos import tf_serving_config_pb2
 from soundstorm.protos.status import invalid_argument, unavailable
 
 
+def schedulable_cpus() -> int:
+    """The CPUs this process may run on (TensorFlow's port::NumSchedulableCPUs: the affinity
+    mask where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 @dataclasses.dataclass(frozen=True)
 class BatchingOptions:
-    # TF Serving's defaults where its batching parameters leave a field unset.
+    # TF Serving's defaults where its batching parameters leave a field unset: it copies only
+    # the fields that are set (bundle_factory_util.cc) onto SharedBatchScheduler's Options
+    # (num_batch_threads = port::MaxParallelism(), the schedulable CPUs) and QueueOptions
+    # (batch size 1000, timeout 0, 10 enqueued batches; shared_batch_scheduler.h).
     max_batch_size: int = 1000
     batch_timeout_micros: int = 0
-    max_enqueued_batches: int = 1000
-    num_batch_threads: int = 1
+    max_enqueued_batches: int = 10
+    num_batch_threads: int = dataclasses.field(default_factory=schedulable_cpus)
     allowed_batch_sizes: tuple[int, ...] = ()
     pad_variable_length_inputs: bool = False
 
@@ -90,8 +110,10 @@ class Batcher:
                  options: BatchingOptions, on_batch: Callable[[int, int], None] | None = None):
         self._run, self.options = run, options
         self._on_batch = on_batch or (lambda examples, padded: None)
-        self._queue: queue.Queue[_Task] = queue.Queue(
-            maxsize=options.max_enqueued_batches * options.max_batch_size)
+        self._queue: queue.Queue[_Task] = queue.Queue()
+        # Examples accepted and not yet on a batch thread, and the most there may be.
+        self._enqueued, self._capacity = 0, options.max_enqueued_batches * options.max_batch_size
+        self._free_threads = threading.Semaphore(options.num_batch_threads)
         self._workers = concurrent.futures.ThreadPoolExecutor(options.num_batch_threads,
                                                               thread_name_prefix="batch")
         self._closed = threading.Event()
@@ -113,10 +135,11 @@ class Batcher:
         with self._closing:
             closed = self._closed.is_set()
             if not closed:
-                try:
-                    self._queue.put_nowait(task)
-                except queue.Full:
-                    raise unavailable("the batch queue is full; retry later") from None
+                if self._enqueued + size > self._capacity:
+                    raise unavailable("The batch scheduling queue to which this task was "
+                                      "submitted is full")
+                self._enqueued += size
+                self._queue.put_nowait(task)
         if closed:  # its version was unloaded after the request got it: run it alone, here
             self._execute([task])
         return task.future.result()
@@ -148,7 +171,23 @@ class Batcher:
                     break
                 batch.append(task)
                 size += task.size
-            self._workers.submit(self._execute, batch)
+            # Waits for a free batch thread; until one takes it, the batch stays enqueued.
+            self._free_threads.acquire()
+            with self._closing:
+                self._enqueued -= size
+            self._workers.submit(self._execute_on_thread, batch)
+
+    @property
+    def enqueued_examples(self) -> int:
+        """Examples accepted and not yet taken by a batch thread (at most
+        max_enqueued_batches x max_batch_size)."""
+        return self._enqueued
+
+    def _execute_on_thread(self, batch: list[_Task]) -> None:
+        try:
+            self._execute(batch)
+        finally:
+            self._free_threads.release()
 
     def _next(self, timeout: float) -> _Task | None:
         try:
