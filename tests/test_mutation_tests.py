@@ -116,6 +116,20 @@ def test_run_fails_exactly_when_a_selected_test_fails(tmp_path, old, new, killed
     assert (result.returncode != 0) == killed, result.stdout
 
 
+def test_a_mutant_that_never_ends_is_killed_with_its_tests(tmp_path):
+    """Its tests are stopped at --timeout and the mutant counts as killed; no pytest is left
+    running (cosmic-ray's own timeout kills only the tool's process)."""
+    pytest.importorskip("pytest_cov", reason="the `mutation` extra is not installed")
+    _recorded(tmp_path)
+    (tmp_path / "pkg" / "mod.py").write_text(MODULE.replace("return 2 * x", "while True: pass"))
+    result = subprocess.run([sys.executable, str(TOOL), "run", "--source", "pkg/mod.py",
+                             "--map", "map.json", "--timeout", "5"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "the tests ran past 5 s: killed" in result.stdout
+    left = subprocess.run(["pgrep", "-f", "test_mod.py::test_double"], capture_output=True)
+    assert left.stdout == b""  # the looping pytest was killed, not orphaned
+
+
 SCORE_TOOL = TOOL.parent / "mutation_score.py"
 _score_spec = importlib.util.spec_from_file_location("mutation_score", SCORE_TOOL)
 mutation_score = importlib.util.module_from_spec(_score_spec)

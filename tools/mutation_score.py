@@ -380,8 +380,10 @@ def copy_tree(tree: Path, revision: str | None = None) -> None:
 
 def write_config(target: Target, path: Path, test_map: Path) -> None:
     # The tests are chosen per mutant by tools/mutation_tests.py (coverage-guided).
+    # The tests' own timeout is below cosmic-ray's, which kills only the command's process.
     command = (f"{sys.executable} tools/mutation_tests.py run --source {target.source} "
-               f"--map {test_map}" + (" --then-all" if target.traced_by_jax else ""))
+               f"--map {test_map} --timeout {0.9 * target.timeout_s:g}"
+               + (" --then-all" if target.traced_by_jax else ""))
     excluded = ", ".join(json.dumps(pattern) for pattern in EXCLUDED_OPERATORS)
     path.write_text(
         "[cosmic-ray]\n"

@@ -148,7 +148,7 @@ def selection(recorded: dict, mutated: str) -> list[str] | None:
     return [test for test in recorded["tests"] if test in chosen]
 
 
-def run(source: Path, recorded: dict, then_all: bool) -> int:
+def run(source: Path, recorded: dict, then_all: bool, timeout_s: float | None = None) -> int:
     tests = selection(recorded, source.read_text())
     if tests is None:
         # Every test, fastest first (older maps without times: the original arguments).
@@ -163,8 +163,14 @@ def run(source: Path, recorded: dict, then_all: bool) -> int:
     # /tmp/pytest-of-<user>/pytest-N folders, so another pytest on the machine could delete
     # this run's fixtures mid-run and "kill" a mutant that no test caught.
     with tempfile.TemporaryDirectory(prefix="mutant-") as scratch:
-        return subprocess.run([*PYTEST, "-x", f"--basetemp={scratch}/tmp", *arguments],
-                              preexec_fn=_cap_memory).returncode
+        try:
+            return subprocess.run([*PYTEST, "-x", f"--basetemp={scratch}/tmp", *arguments],
+                                  preexec_fn=_cap_memory, timeout=timeout_s).returncode
+        except subprocess.TimeoutExpired:
+            # Killed here, before cosmic-ray's own timeout kills only this process and leaves
+            # a mutant that loops (a polling thread that never sleeps) using a core for ever.
+            print(f"mutation_tests: the tests ran past {timeout_s:g} s: killed", flush=True)
+            return 1
 
 
 def main(argv=None) -> int:
@@ -174,6 +180,9 @@ def main(argv=None) -> int:
     parser.add_argument("--map", type=Path, required=True, help="the coverage map (JSON)")
     parser.add_argument("--then-all", action="store_true",
                         help="run the other tests after the selected ones (JAX-traced code)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds before the tests are killed and the mutant counts as "
+                             "killed (set below cosmic-ray's timeout)")
     parser.add_argument("tests", nargs="*", help="pytest arguments selecting the tests")
     # Intermixed: the tests after `--` follow the options (plain parsing gives them to
     # the first positional group and then refuses them).
@@ -181,7 +190,7 @@ def main(argv=None) -> int:
     if args.command == "record":
         record(args.source, args.tests, args.map)
         return 0
-    return run(args.source, json.loads(args.map.read_text()), args.then_all)
+    return run(args.source, json.loads(args.map.read_text()), args.then_all, args.timeout)
 
 
 if __name__ == "__main__":
