@@ -80,10 +80,8 @@ def _temperature(text: str, zero_allowed: bool) -> float:
 def server_address(text: str) -> str:
     """A gRPC target: HOST:PORT, [IPv6]:PORT, or a URI such as dns:///NAME:PORT or
     unix:PATH; refused at parse time without a port."""
-    if "://" in text or text.startswith(("unix:", "unix-abstract:")):
-        return text
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+    from soundstorm.runtime.client.backends import is_target
+    if not is_target(text):
         raise argparse.ArgumentTypeError(f"must be HOST:PORT (or dns:///NAME:PORT), got {text!r}")
     return text
 

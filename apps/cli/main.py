@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                                  help="show the libraries' own log lines")
         _show_defaults(command)
+        command.set_defaults(command_parser=command)  # the innermost command's wins
     return parser
 
 
@@ -85,7 +86,11 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs one command; returns its exit code (apps/cli/exit_codes.py)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command they were given to, with its --help
+        getattr(args, "command_parser", parser).error(
+            f"unrecognized arguments: {' '.join(unknown)}")
     verbose = args.verbose or bool(os.environ.get("SOUNDSTORM_VERBOSE"))
     if verbose:
         os.environ["SOUNDSTORM_VERBOSE"] = "1"

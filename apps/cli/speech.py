@@ -7,6 +7,7 @@ from pathlib import Path
 
 from soundstorm.apps.cli.arguments import (positive_number, seed_argument, server_address,
                                            speaker_audio, temperature_argument)
+from soundstorm.runtime.client.backends import DEFAULT_CONNECT_SECONDS
 from soundstorm.runtime.client.seeds import MAX_SEED
 from soundstorm.validation import InputError
 
@@ -39,8 +40,6 @@ def read_text_file(path: Path, what: str) -> str:
 
 # Relative to the working directory: a checkout's root holds the reference model there.
 DEFAULT_MODEL = Path("models/soundstorm")
-# How long a command waits for --server to accept a connection before saying it is not there.
-CONNECT_SECONDS = 20.0
 
 
 def add_client_options(parser) -> None:
@@ -53,7 +52,7 @@ def add_client_options(parser) -> None:
     parser.add_argument("--model-name", default="soundstorm", help="model name on --server")
     parser.add_argument("--deadline", type=positive_number, default=600.0,
                         help="seconds per call to --server, retries included; connecting waits "
-                             f"at most {CONNECT_SECONDS:g} s of it")
+                             f"at most {DEFAULT_CONNECT_SECONDS:g} s of it")
     parser.add_argument("--seed", type=seed_argument, default=0,
                         help=f"sampling seed, an integer in [0, {MAX_SEED}]; long-form windows "
                              "and dialogue turns use seed + k, wrapped into that range "
@@ -73,7 +72,7 @@ def client_from_args(args):
     from soundstorm.runtime.client import Client
     if args.server:
         return Client(args.server, args.model_name, deadline_seconds=args.deadline,
-                      connect_seconds=min(args.deadline, CONNECT_SECONDS))
+                      connect_seconds=min(args.deadline, DEFAULT_CONNECT_SECONDS))
     return Client.embedded(args.model)
 
 
@@ -109,7 +108,9 @@ def _add_synthesize(subparsers) -> None:
     parser.add_argument("--voice-text", default=None, help="what the voice prompt says, if known")
     parser.add_argument("--prompt-seconds", type=positive_number, default=None,
                         help="use this much of the voice (default: the model's prompt budget)")
-    parser.add_argument("--out", type=Path, required=True, help="output wav")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="the audio file to write, in the format of its extension: .wav, "
+                             ".flac, .ogg, .mp3 (or another libsndfile writes)")
     add_client_options(parser)
     parser.set_defaults(handler=_synthesize)
 
@@ -188,7 +189,9 @@ def _add_dialogue(subparsers) -> None:
     parser.add_argument("--voice", action="append", required=True, metavar="SPEAKER=AUDIO",
                         type=speaker_audio,
                         help="a speaker's voice prompt (repeat per speaker)")
-    parser.add_argument("--out", type=Path, required=True, help="output wav")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="the audio file to write, in the format of its extension: .wav, "
+                             ".flac, .ogg, .mp3 (or another libsndfile writes)")
     add_client_options(parser)
     parser.set_defaults(handler=_dialogue)
 

@@ -20,6 +20,20 @@ from soundstorm.runtime.savedmodel.layout import find_version_dir
 DEFAULT_RETRIES = 3
 DEFAULT_DEADLINE_SECONDS = 600.0
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# How long the first call waits for a server to accept a connection before UNAVAILABLE:
+# a server that is up answers in milliseconds; a wrong address should not cost the deadline.
+DEFAULT_CONNECT_SECONDS = 20.0
+
+
+def is_target(target) -> bool:
+    """A gRPC target the client can dial: HOST:PORT, [IPv6]:PORT (port 1-65535), or a URI
+    such as dns:///NAME:PORT or unix:PATH."""
+    if not isinstance(target, str):
+        return False
+    if "://" in target or target.startswith(("unix:", "unix-abstract:")):
+        return True
+    host, _, port = target.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
 # Keepalive that a server with gRPC's default enforcement accepts (doc/keepalive.md in
 # grpc/grpc; TF Serving's server.cc leaves these at their defaults): a server takes a ping
 # as abuse when it comes within GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS
@@ -99,16 +113,37 @@ class GrpcBackend:
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
                  connect_seconds: float | None = None):
         import math
+        import numbers
         from tensorflow_serving.apis import prediction_service_pb2_grpc
-        if retries < 0 or retries > 4:  # gRPC caps maxAttempts at 5
-            raise ClientError(grpc.StatusCode.INVALID_ARGUMENT,
-                              f"retries must be in [0, 4], got {retries}")
+
+        def refuse(message: str) -> ClientError:
+            return ClientError(grpc.StatusCode.INVALID_ARGUMENT, message)
+        if not is_target(target):
+            raise refuse(f"target must be 'HOST:PORT' (or dns:///NAME:PORT, unix:PATH), got "
+                         f"{target!r}")
+        if not isinstance(model_name, str) or not model_name:
+            raise refuse(f"model_name must be a non-empty str, got {model_name!r}")
+        if version is not None and not (isinstance(version, numbers.Integral)
+                                        and not isinstance(version, bool) and version >= 0):
+            raise refuse(f"version must be an int >= 0 or None, got {version!r}")
+        if not isinstance(version_label, str):
+            raise refuse(f"version_label must be a str, got {type(version_label).__name__}")
+        if root_certificates is not None and not isinstance(root_certificates, bytes):
+            raise refuse(f"root_certificates must be PEM bytes, got "
+                         f"{type(root_certificates).__name__}")
+        if not (isinstance(max_message_bytes, numbers.Integral)
+                and not isinstance(max_message_bytes, bool) and 0 < max_message_bytes < 2**31):
+            raise refuse(f"max_message_bytes must be an int in [1, 2^31), got "
+                         f"{max_message_bytes!r}")
+        if not (isinstance(retries, numbers.Integral) and not isinstance(retries, bool)
+                and 0 <= retries <= 4):  # gRPC caps maxAttempts at 5
+            raise refuse(f"retries must be an int in [0, 4], got {retries!r}")
         for name, value in (("deadline_seconds", deadline_seconds),
                             ("connect_seconds", connect_seconds)):
             if value is not None and not (isinstance(value, (int, float))
+                                          and not isinstance(value, bool)
                                           and math.isfinite(value) and value > 0):
-                raise ClientError(grpc.StatusCode.INVALID_ARGUMENT,
-                                  f"{name} must be a finite number > 0, got {value!r}")
+                raise refuse(f"{name} must be a finite number > 0, got {value!r}")
         options = [("grpc.max_receive_message_length", max_message_bytes),
                    ("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),
@@ -126,7 +161,7 @@ class GrpcBackend:
         self.target, self.model_name = target, model_name
         self.version, self.version_label = version, version_label
         self.deadline_seconds, self.retries = deadline_seconds, retries
-        self.connect_seconds = min(connect_seconds or deadline_seconds, deadline_seconds)
+        self.connect_seconds = min(connect_seconds or DEFAULT_CONNECT_SECONDS, deadline_seconds)
 
     def _request(self, inputs: dict[str, np.ndarray], signature: str):
         import tensorflow as tf

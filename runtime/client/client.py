@@ -111,7 +111,8 @@ class Client:
           max_message_bytes: the largest message sent or received (default 64 MiB, the
             server's own default cap).
           connect_seconds: how long the first call waits for the server to accept a
-            connection before UNAVAILABLE (default: the deadline).
+            connection before UNAVAILABLE (default 20 s, DEFAULT_CONNECT_SECONDS; at most
+            the deadline).
           codec_dir: folder of the Lyra v2 TFLite files; default $SOUNDSTORM_CODEC_DIR or
             the per-user codec folder (`soundstorm codec fetch`).
         Raises:
@@ -121,6 +122,8 @@ class Client:
         with _client_errors():
             _check_type("target", target, str, "a str 'HOST:PORT'")
             _check_type("model_name", model_name, str, "a str")
+            if codec_dir is not None:
+                _check_type("codec_dir", codec_dir, (str, os.PathLike), "a folder path")
             self._init(GrpcBackend(target, model_name, version=version,
                                    version_label=version_label, deadline_seconds=deadline_seconds,
                                    retries=retries, root_certificates=root_certificates,
@@ -141,6 +144,8 @@ class Client:
         client = cls.__new__(cls)
         with _client_errors():
             _check_type("model_dir", model_dir, (str, os.PathLike), "a folder path")
+            if codec_dir is not None:
+                _check_type("codec_dir", codec_dir, (str, os.PathLike), "a folder path")
             client._init(EmbeddedBackend(Path(model_dir)), codec_dir)
         return client
 
@@ -351,6 +356,8 @@ class Client:
             so bad input raises here, not at the first iteration; errors of later windows
             raise from the iteration.
         """
+        if timings is not None:
+            _check_type("timings", timings, Timings, "a Timings or None")
         timings = timings if timings is not None else Timings()
         _check_seed(seed)
         self._sampling(temperature, choice_temperature)

@@ -121,8 +121,17 @@ def check_output_path(path) -> Path:
         raise bad_input(f"{path}: cannot write {path.suffix or 'extensionless'} audio; use "
                         ".wav, .flac, .ogg or .mp3") from None
     folder = next((parent for parent in path.absolute().parents if parent.exists()), None)
-    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+    if folder is not None and not folder.is_dir():
+        raise bad_input(f"{path}: {folder} is a file, not a folder")
+    if folder is None or not os.access(folder, os.W_OK | os.X_OK):
         raise bad_input(f"{path}: the folder {folder} is not writable")
+    if folder == path.absolute().parent:
+        import tempfile
+        try:  # a file made and removed: what only writing shows (/proc, a read-only mount)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as error:
+            raise bad_input(f"{path}: cannot write in {folder} ({error.strerror})") from None
     return path
 
 

@@ -70,11 +70,16 @@ _CHARACTER_READINGS = {
     "\u2028": "\n", "\u2029": "\n\n", "\u0085": "\n", "\x0b": "\n", "\x0c": "\n\n",
     "\u00d7": " times ", "\u00f7": " divided by ", "\u00b1": " plus or minus ",
     "\u00a9": " copyright ", "\u00ae": " registered ", "\u2122": " trademark ",
-    "\u00a7": " section ",
+    "\u00a7": " section ", "\u00b2": " squared ", "\u00b3": " cubed ",
+    "<": " less than ", ">": " greater than ", "\u2264": " less than or equal to ",
+    "\u2265": " greater than or equal to ", "\u2248": " approximately ", "\u2260": " not equal to ",
+    "\u00a2": " cents", "\\": " backslash ",
+    "^": " to the power of ",
 }
 # Symbols read as words in step 3 (kept through step 1).
 _SYMBOL_WORDS = {"&": " and ", "+": " plus ", "=": " equals ", "@": " at ", "#": " number ",
                  "%": " percent", "$": " dollars", "\u00a3": " pounds", "\u20ac": " euros",
+                 "\u00a5": " yen", "\u20b9": " rupees",
                  "\u00b0": " degrees", "/": " "}
 _KEPT = ALLOWED_CHARACTERS | set(_SYMBOL_WORDS) | {"\n", _RANGE_DASH}
 
@@ -150,6 +155,10 @@ _ABBREVIATIONS = [  # (pattern, reading); case-sensitive, whole words
     (r"\be\.g\.", "for example"), (r"\bi\.e\.", "that is"), (r"\bapprox\.", "approximately"),
     (r"\bNo\.(?= ?\d)", "number"), (r"\bno\.(?= ?\d)", "number"),
     (r"\bNos\.(?= ?\d)", "numbers"), (r"\bnos\.(?= ?\d)", "numbers"),
+    (r"\bPh\.D\.", "P H D"), (r"\bpp\.(?= ?\d)", "pages"), (r"\bp\.(?= ?\d)", "page"),
+    (r"\bApt\.", "Apartment"), (r"\bBlvd\.", "Boulevard"), (r"\bRd\.", "Road"),
+    (r"\bFig\.", "Figure"), (r"\bVol\.", "Volume"), (r"\bInc\.", "Incorporated"),
+    (r"\bGen\.(?= [A-Z])", "General"),
     (r"\bJan\.", "January"), (r"\bFeb\.", "February"), (r"\bAug\.", "August"),
     (r"\bSept?\.", "September"), (r"\bOct\.", "October"), (r"\bNov\.", "November"),
     (r"\bDec\.", "December"), (r"\ba\.m\.", "a m"), (r"\bp\.m\.", "p m"),
@@ -160,9 +169,12 @@ _ABBREVIATIONS = [  # (pattern, reading); case-sensitive, whole words
 ]
 _CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"),
                "\u00a3": ("pound", "pounds", "penny", "pence"),
-               "\u20ac": ("euro", "euros", "cent", "cents")}
+               "\u20ac": ("euro", "euros", "cent", "cents"),
+               "\u00a5": ("yen", "yen", "sen", "sen"),
+               "\u20b9": ("rupee", "rupees", "paisa", "paise")}
 _SCALES = ("thousand", "million", "billion", "trillion")
-_UNITS = {"km": "kilometers", "kg": "kilograms", "cm": "centimeters", "mm": "millimeters",
+_UNITS = {"km/h": "kilometers per hour", "m/s": "meters per second",
+          "km": "kilometers", "kg": "kilograms", "cm": "centimeters", "mm": "millimeters",
           "mph": "miles per hour", "kph": "kilometers per hour", "ms": "milliseconds",
           "GB": "gigabytes", "MB": "megabytes", "KB": "kilobytes", "kHz": "kilohertz",
           "Hz": "hertz", "lbs": "pounds", "lb": "pounds", "oz": "ounces", "ft": "feet",
@@ -197,15 +209,15 @@ def _amount(symbol: str, amount: str, scale: str | None = None) -> str:
     one, many, cent, cents = _CURRENCIES[symbol]
     whole, _, fraction = amount.replace(",", "").partition(".")
     if scale:  # "$5 million", "$2.5bn": the scale before the unit
-        scale = {"k": "thousand", "m": "million", "b": "billion", "bn": "billion"}.get(scale,
-                                                                                     scale)
+        scale = {"k": "thousand", "m": "million", "b": "billion", "bn": "billion"}.get(
+            scale.lower(), scale)
         return f"{_number(amount)} {scale} {many}"
-    words = f"{num2words(int(whole or 0))} {one if int(whole or 0) == 1 else many}"
-    if fraction:
-        hundredths = int(fraction[:2].ljust(2, "0"))
-        if hundredths:
-            words += f" and {num2words(hundredths)} {cent if hundredths == 1 else cents}"
-    return words
+    units, hundredths = int(whole or 0), int(fraction[:2].ljust(2, "0")) if fraction else 0
+    cents_words = f"{num2words(hundredths)} {cent if hundredths == 1 else cents}"
+    if units == 0 and hundredths:  # "$0.99": ninety-nine cents
+        return cents_words
+    words = f"{num2words(units)} {one if units == 1 else many}"
+    return f"{words} and {cents_words}" if hundredths else words
 
 
 def _time(match: re.Match) -> str:
@@ -293,30 +305,63 @@ def _digits(group: str) -> str:
     return " ".join(num2words(int(digit)) for digit in group)
 
 
+_ADDRESS = re.compile(r"\b(?:https?://|www\.)[^\s,;]*[^\s,;.!?:]"  # a web address
+                      r"|\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")         # an email address
+_ADDRESS_MARKS = {".": " dot ", "/": " slash ", "@": " at ", ":": " colon ", "-": " dash ",
+                  "+": " plus ", "?": " question mark ", "=": " equals ", "&": " and ",
+                  "#": " hash ", "%": " percent "}
+
+
+def _spoken_address(match: re.Match) -> str:
+    """"https://example.com/a-b" -> "example dot com slash a dash b"; "bob@example.com" ->
+    "bob at example dot com" (the scheme is not read)."""
+    address = re.sub(r"^https?://", "", match.group(0))
+    return " ".join("".join(_ADDRESS_MARKS.get(c, c) for c in address).split())
+
+
 def _words_for_digits_and_symbols(text: str) -> str:
+    # Web and email addresses first: their dots, slashes and digits are not numbers or dates.
+    text = _ADDRESS.sub(_spoken_address, text)
     # An en dash between numbers is a range ("3–5", "$3–$5", "1990–1995"); elsewhere a pause.
-    text = re.sub(rf"(?<=\d) ?{_RANGE_DASH} ?(?=[$\u00a3\u20ac]?\d)", " to ", text)
+    text = re.sub(rf"(?<=\d) ?{_RANGE_DASH} ?(?=[$\u00a3\u20ac\u00a5\u20b9]?\d)", " to ", text)
     text = text.replace(_RANGE_DASH, "-")
     # A sign before a number, or before the currency of one: "-5", "-5%", "-$5", "$-5"
     # (not "3-5", "2024-01-05" or "well-known": a sign follows no letter, digit or hyphen).
-    text = re.sub(r"([$\u00a3\u20ac]) ?-(?=\d)", r"-\1", text)
-    text = re.sub(r"(?<![\w-])-(?=(?:[$\u00a3\u20ac] ?)?\.?\d)", "minus ", text)
+    text = re.sub(r"([$\u00a3\u20ac\u00a5\u20b9]) ?-(?=\d)", r"-\1", text)
+    text = re.sub(r"(?<![\w-])-(?=(?:[$\u00a3\u20ac\u00a5\u20b9] ?)?\.?\d)", "minus ", text)
     # The euro's decimal comma: "€2,50", "2,50 €" (two digits after it: not a thousands comma).
     text = re.sub(r"(\u20ac) ?(\d+),(\d{2})(?![\d,])", r"\1\2.\3", text)
     text = re.sub(r"(?<![\d,])(\d+),(\d{2}) ?(?=\u20ac)", r"\1.\2", text)
-    # Currency: "$5", "$5.50", "$1,200", "£3 million", "$1m", "$2.5bn", "$3k"; and the symbol
-    # written after the amount, "3.50$", "20 €".
-    text = re.sub(rf"([$\u00a3\u20ac]) ?({_NUMBER})(?: ?({'|'.join(_SCALES)}|[mkb]|bn)\b)?",
+    # Telephone numbers, digit by digit: 555-1234, 212-555-1234; ISO dates, 2024-01-05.
+    text = re.sub(r"\b(?:(\d{3})-)?(\d{3})-(\d{4})\b", lambda m: ", ".join(
+        _digits(group) for group in m.groups() if group), text)
+    text = re.sub(r"\b(\d{4})-(\d{2})-(\d{2})\b", lambda m: _date(
+        int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0)), text)
+    # Thousands grouped by spaces or dots ("10 000", "1.000.000"): commas, as written in English.
+    text = re.sub(r"(?<![\d.,])\d{1,3}(?:[ \u00a0]\d{3})+(?![\d.,]?\d)",
+                  lambda m: re.sub(r"[ \u00a0]", ",", m.group(0)), text)
+    text = re.sub(r"(?<![\d.,])\d{1,3}(?:\.\d{3}){2,}(?![\d.,]?\d)",
+                  lambda m: m.group(0).replace(".", ","), text)
+    # Digits that are not a quantity, read one by one: a leading zero ("007"), 16 or more
+    # digits (a card or account number), groups of four ("4111 1111 1111 1111").
+    text = re.sub(r"(?<![\d.,])(?:\d{4} ){2,}\d{4}(?!\d|[.,]\d)", lambda m: " " + ", ".join(
+        _digits(group) for group in m.group(0).split()), text)
+    text = re.sub(r"(?<![\d.,:/-])(?:0\d+|\d{16,})(?![\d.,:/-]?\d)",
+                  lambda m: " " + _digits(m.group(0)), text)
+    # What is left of a hyphen between numbers is a range: "5-10%", "$5-$10", "1990-95".
+    text = re.sub(r"(?<=\d)-(?=[$\u00a3\u20ac\u00a5\u20b9]?\d)", " to ", text)
+    # Currency: "$5", "$5.50", "$.50", "$1,200", "£3 million", "$1m", "$1.5M", "$2.5bn", "$3k";
+    # and the symbol written after the amount, "3.50$", "20 €".
+    text = re.sub(r"([$\u00a3\u20ac\u00a5\u20b9]) ?\.(?=\d)", r"\g<1>0.", text)
+    text = re.sub(rf"([$\u00a3\u20ac\u00a5\u20b9]) ?({_NUMBER})(?: ?({'|'.join(_SCALES)}|[mkbMKB]|bn|BN)\b)?",
                   _currency, text)
-    text = re.sub(rf"(?<![\w.,])({_NUMBER}) ?([$\u00a3\u20ac])",
+    text = re.sub(rf"(?<![\w.,])({_NUMBER}) ?([$\u00a3\u20ac\u00a5\u20b9])",
                   lambda m: _amount(m.group(2), m.group(1)), text)
     # "24/7" as said (not twenty-four sevenths); powers of ten, "1e3", "2.5E-4".
     text = re.sub(r"\b24/7\b", "twenty-four seven", text)
     text = re.sub(r"\b(\d+(?:\.\d+)?)[eE]([-+]?\d+)\b", _power_of_ten, text)
-    # Telephone numbers, digit by digit: 555-1234, 212-555-1234.
-    text = re.sub(r"\b(?:(\d{3})-)?(\d{3})-(\d{4})\b", lambda m: ", ".join(
-        _digits(group) for group in m.groups() if group), text)
-    # Decades: 1990s, '90s.
+    # Decades: 1990s, '90s, 1990's.
+    text = re.sub(r"\b(\d{1,3}0)'s\b", r"\1s", text)
     text = re.sub(r"\b(1[0-9]\d0|20\d0)s\b", lambda m: _decade(m.group(1)), text)
     text = re.sub(r"'(\d0)s\b", lambda m: _decade(m.group(1)), text)
     text = re.sub(r"(?<![\d'])\b([1-9]0)s\b", lambda m: _decade(m.group(1)), text)
@@ -325,25 +370,27 @@ def _words_for_digits_and_symbols(text: str) -> str:
     # Version numbers and other dotted groups, "2.0.1": each group, "point" between.
     text = re.sub(r"\b\d+(?:\.\d+){2,}\b", lambda m: " point ".join(
         num2words(int(group)) for group in m.group(0).split(".")), text)
-    # Dates: ISO 2024-01-05, US 1/5/2024, "January 5th" / "January 5".
-    text = re.sub(r"\b(\d{4})-(\d{2})-(\d{2})\b", lambda m: _date(
-        int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0)), text)
+    # Dates: 2024/01/05, US 1/5/2024 (day first when the first number cannot be a month,
+    # 25/12/2024), "January 5th" / "January 5".
     text = re.sub(r"\b(\d{4})/(\d{1,2})/(\d{1,2})\b", lambda m: _date(
         int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0)), text)
     text = re.sub(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b", lambda m: _date(
-        int(m.group(3)), int(m.group(1)), int(m.group(2)), m.group(0)), text)
+        int(m.group(3)), *((int(m.group(2)), int(m.group(1))) if int(m.group(1)) > 12
+                           else (int(m.group(1)), int(m.group(2)))), m.group(0)), text)
     text = re.sub(rf"\b({'|'.join(_MONTHS)}) (\d{{1,2}})(?:st|nd|rd|th)?\b",
                   lambda m: f"{m.group(1)} {num2words(int(m.group(2)), to='ordinal')}", text)
     # Times: 12:30:45, 3:30, 3:30 pm, 10:05 a.m. (already "a m" from the abbreviations).
     text = re.sub(r"\b(\d{1,2}):(\d{2}):(\d{2})\b", _clock_with_seconds, text)
     text = re.sub(r"\b(\d{1,2}):(\d{2})(?: ?([AaPp]\.? ?[Mm]\.?)(?![A-Za-z]))?", _time, text)
-    text = re.sub(r"\b(\d{1,2}) ?([AaPp]\.? ?[Mm]\.?)(?![A-Za-z])", lambda m: num2words(
+    text = re.sub(r"\b(\d{1,2})\.(\d{2}) ?([AaPp]\.? ?[Mm]\.?)(?![A-Za-z])", _time, text)  # 3.05 pm
+    text = re.sub(r"(?<![\d.,:])\b(\d{1,2}) ?([AaPp]\.? ?[Mm]\.?)(?![A-Za-z])", lambda m: num2words(
         int(m.group(1))) + " " + " ".join(m.group(2).replace(".", "").replace(" ", "").lower())
         + _keep_final_stop("")(m), text)
     # Ordinals, percentages, fractions, units.
     text = re.sub(r"\b(\d{1,3}(?:,\d{3})+|\d+)(?:st|nd|rd|th)\b",
                   lambda m: num2words(int(m.group(1).replace(",", "")), to="ordinal"), text)
     text = re.sub(rf"({_NUMBER}) ?%", lambda m: f"{_number(m.group(1))} percent", text)
+    text = re.sub(r"\b50/50\b", "fifty-fifty", text)
     text = re.sub(r"\b(\d+)/(\d+)\b", _fraction, text)
     text = re.sub(rf"({_NUMBER}) ?({'|'.join(_UNITS)})\b",
                   lambda m: f"{_number(m.group(1))} {_UNITS[m.group(2)]}", text)
@@ -352,9 +399,10 @@ def _words_for_digits_and_symbols(text: str) -> str:
     # Years: a lone four-digit number from 1100 to 2099 (not a count with a separator).
     text = re.sub(r"(?<![\d,.$])\b(1[1-9]\d\d|20\d\d)\b(?![\d,.]\d)",
                   lambda m: num2words(int(m.group(1)), to="year"), text)
-    # A decimal without its leading zero, ".5"; any other number; a range written "3-5".
+    # A decimal without its leading zero, ".5"; a number joined to a letter ("3x", "4B",
+    # "1080p") as two words; any other number.
     text = re.sub(r"(?<![\w.])\.(\d+)\b", lambda m: "point " + _digits(m.group(1)), text)
-    text = re.sub(r"(?<=\d)-(?=\d)", " to ", text)
+    text = re.sub(r"(?<=\d)(?=[A-Za-z])", " ", text)
     text = re.sub(_NUMBER, lambda m: _number(m.group(0)), text)
     for symbol, words in _SYMBOL_WORDS.items():
         text = text.replace(symbol, words)

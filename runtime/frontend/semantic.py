@@ -117,14 +117,34 @@ def sentence_pieces(text: str, max_chars: int = MAX_TEXT_CHARS) -> list[str]:
     return pieces
 
 
+def _pack(pieces: list[str], max_chars: int, separator: str) -> list[str]:
+    """Consecutive pieces joined by `separator` into as few strings of at most max_chars as
+    they go (a piece already longer stays alone)."""
+    packed: list[str] = []
+    for piece in pieces:
+        if packed and len(packed[-1]) + len(separator) + len(piece) <= max_chars:
+            packed[-1] += separator + piece
+        else:
+            packed.append(piece)
+    return packed
+
+
 def _parts(sentence: str, max_chars: int) -> list[str]:
-    """A sentence in parts of at most max_chars: at clause marks, then at spaces (a word is
-    never cut: normalize_text leaves no word anywhere near MAX_TEXT_CHARS long)."""
+    """A sentence in parts of at most max_chars: at clause marks, then at spaces, then a
+    hyphenated word at its hyphens; a word still longer is a FrontendError (no language has
+    one: it is a pasted hash, a base64 blob, a run of letters)."""
     if len(sentence) <= max_chars:
         return [sentence]
     parts: list[str] = []
     for clause in re.split(r"(?<=[,;:])\s+", sentence):
-        for word in (clause.split(" ") if len(clause) > max_chars else [clause]):
+        words = clause.split(" ") if len(clause) > max_chars else [clause]
+        words = [piece for word in words for piece in (
+            _pack(re.split(r"(?<=-)", word), max_chars, "") if len(word) > max_chars
+            else [word])]
+        for word in words:
+            if len(word) > max_chars:
+                raise FrontendError(f"a word of {len(word)} characters ({word[:20]!r}...): "
+                                    f"nothing longer than {max_chars} can be said as one word")
             if parts and len(parts[-1]) + 1 + len(word) <= max_chars:
                 parts[-1] += " " + word
             else:
