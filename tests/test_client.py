@@ -420,7 +420,7 @@ def test_unavailable_after_every_retry_is_an_unavailable_error(scripted_server):
         assert caught.value.code == grpc.StatusCode.UNAVAILABLE
         assert service.attempts == attempts
         backend.close()
-    with pytest.raises(ClientError, match=r"retries must be in \[0, 4\]"):
+    with pytest.raises(ClientError, match=r"retries must be an int in \[0, 4\]"):
         backends.GrpcBackend(target, retries=5)
 
 
