@@ -1093,6 +1093,19 @@ def test_without_padding_inputs_of_another_shape_or_name_run_in_their_own_batch(
         [(["x"], (1, 3)), (["x"], (1, 5)), (["x", "z"], (1, 2))]
 
 
+def test_a_request_whose_inputs_disagree_on_the_batch_is_refused(batcher):
+    """Every input of a batched request must be batch-first with one batch size (TF Serving's
+    batching session splits and merges along dimension 0)."""
+    batcher_, record, _ = batcher(max_batch_size=4)
+    for inputs in ({"x": np.zeros((2, 2), np.int32), "z": np.zeros((1, 2), np.int32)},
+                   {"x": np.zeros((1, 2), np.int32), "z": np.int32(3)}):
+        with pytest.raises(StatusError, match="batching needs every input batch-first with one "
+                                              "batch size") as refused:
+            batcher_.submit(inputs)
+        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert record.calls == []
+
+
 def test_a_batcher_never_keeps_its_process_alive():
     """A server that exits without closing a batcher still exits: its threads are daemons."""
     code = ("from soundstorm.runtime.serving.batching import Batcher, BatchingOptions\n"
