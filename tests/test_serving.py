@@ -881,7 +881,12 @@ def batcher():
         return made[-1], record, batches
     yield make
     for each in made:
-        each.close()
+        # Bounded: a broken scheduler (a mutant that never closes a batch) fails here in
+        # seconds instead of hanging the run.
+        closer = threading.Thread(target=each.close, daemon=True)
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive(), "Batcher.close() did not return within 10 s"
 
 
 def _submit_all(batcher_, requests, gap=0.0, at=None):
@@ -916,7 +921,8 @@ def test_concurrent_requests_are_merged_into_full_batches(batcher):
     for request, result in zip(requests, results):
         np.testing.assert_array_equal(result["y"], request["x"] * 10)
     # A request of exactly max_batch_size is taken; one row more is refused.
-    np.testing.assert_array_equal(batcher_.submit(_x(7, 8, 9))["y"], _x(7, 8, 9)["x"] * 10)
+    full = _submit_all(batcher_, [_x(7, 8, 9)])[0].result(timeout=10)
+    np.testing.assert_array_equal(full["y"], _x(7, 8, 9)["x"] * 10)
     with pytest.raises(StatusError, match="Task size 4 is larger than maximum batch size 3"):
         batcher_.submit(_x(1, 2, 3, 4))
     assert record.sizes() == [3, 3, 3]
@@ -990,7 +996,7 @@ def test_a_bad_request_fails_alone_and_its_batch_mates_get_their_results(batcher
     assert sorted(batches[1:]) == [(1, 2), (1, 2), (2, 2)] and batches[0] == (4, 4)
     # A lone bad request gets its error too, once.
     with pytest.raises(ValueError, match="x must be >= 0"):
-        batcher_.submit(_x(-5, -6, -7, -8))
+        _submit_all(batcher_, [_x(-5, -6, -7, -8)])[0].result(timeout=10)
     assert record.sizes() == [4, 2, 2, 2, 4]
 
 
@@ -1063,10 +1069,14 @@ def test_a_batch_waiting_for_a_thread_is_still_enqueued_as_in_tf_serving():
         answers = [future.result(timeout=10)["y"][:, 0].tolist() for future in first + waiting]
         assert answers == [[10, 20], [30], [40], [50], [60], [70], [80]]
         assert batcher_.enqueued_examples == 0
-        assert batcher_.submit(_x(9))["y"][:, 0].tolist() == [90]  # room again
+        again = _submit_all(batcher_, [_x(9)])[0].result(timeout=10)  # room again
+        assert again["y"][:, 0].tolist() == [90]
     finally:
         gate.set()
-        batcher_.close()
+        closer = threading.Thread(target=batcher_.close, daemon=True)
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive(), "Batcher.close() did not return within 10 s"
 
 
 def test_a_waiting_batcher_sleeps_instead_of_spinning(batcher):
@@ -1075,7 +1085,8 @@ def test_a_waiting_batcher_sleeps_instead_of_spinning(batcher):
     batcher_, record, _ = batcher(max_batch_size=4, batch_timeout_micros=600_000)
     cpu, wall = time.process_time(), time.monotonic()
     time.sleep(0.6)                                       # idle
-    assert batcher_.submit(_x(1))["y"].tolist() == [[10, 10]]  # waits 0.6 s for company
+    answer = _submit_all(batcher_, [_x(1)])[0].result(timeout=10)  # waits 0.6 s for company
+    assert answer["y"].tolist() == [[10, 10]]
     cpu, wall = time.process_time() - cpu, time.monotonic() - wall
     assert wall >= 1.1 and cpu < 0.3 * wall, (cpu, wall)
 
