@@ -12,10 +12,12 @@ gives (the client, the CLI). In order:
    made line and paragraph breaks; typographic apostrophes and
    quotes, dashes, bullets and brackets mapped to what they mean when read
    aloud (an apostrophe, nothing, a pause; an en dash between numbers is a
-   range, "3–5": three to five); the symbols × ÷ ± © ® ™ § as words;
-   zero-width characters and soft hyphens removed. A character with no reading here (another script, an
-   emoji, a symbol) is a FrontendError naming it and its position in the text
-   as given.
+   range, "3–5": three to five); the symbols < > ≤ ≥ ≈ ≠ × ÷ ± © ® ™ § ² ³ ^ ¢
+   and the backslash as words (espeak never sees "<", which would start SSML);
+   zero-width
+   characters and soft hyphens removed. A character with no reading here
+   (another script, an emoji, an arrow) is a FrontendError naming it and its
+   position in the text as given.
 2. Breaks: a paragraph break (a blank line) ends a sentence, a line break
    pauses (a list item, a verse line); list bullets at the start of a line go.
 3. Words for what is written with digits and symbols, in English: currency
@@ -25,8 +27,12 @@ gives (the client, the CLI). In order:
    ("the 90s"), ordinals ("21st", "1,000th"), decimals (".5"), version numbers
    ("2.0.1"), powers of ten ("1e3"), numbers with thousands separators, signs
    (also before a currency, percent or degree: "-5%", "-$5", "-5°C"), simple
-   fractions ("24/7" as said), units after numbers, common abbreviations
-   ("Dr.", "e.g.", "etc.", "Nos.") and the symbols & + = @ # %. Numbers
+   fractions ("24/7" as said), units after numbers ("km/h"), a number joined to
+   letters as two words ("3x", "1080p"), digits that are no quantity one by one
+   ("007", 16 or more digits, groups of four), thousands grouped by spaces or
+   dots ("10 000"), ranges with a hyphen ("5-10%"), web and email addresses
+   ("example dot com"), common abbreviations ("Dr.", "e.g.", "etc.", "Nos.",
+   "p.", "Ph.D.") and the symbols & + = @ # % ¥ ₹. Numbers
    are read by num2words (a maintained library), as cardinals, ordinals or
    years.
 4. Nothing to say: text with no letter left (only punctuation or spaces) is a
@@ -114,7 +120,8 @@ def _fold_characters(text: str) -> str:
                 raise FrontendError(
                     f"unsupported character {describe_character(character)} at position "
                     f"{position}: it has no English reading (letters, digits, punctuation, "
-                    "quotes, dashes and the symbols $ £ € % & + = @ # / ° are read)")
+                    "quotes, dashes and symbols such as $ £ € % & + = @ # / ° < > are "
+                    "read)")
         out.append(folded)
     return "".join(out)
 
@@ -172,6 +179,7 @@ _CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"),
                "\u20ac": ("euro", "euros", "cent", "cents"),
                "\u00a5": ("yen", "yen", "sen", "sen"),
                "\u20b9": ("rupee", "rupees", "paisa", "paise")}
+_CURRENCY = f"[{re.escape(''.join(_CURRENCIES))}]"  # a regex class of their symbols
 _SCALES = ("thousand", "million", "billion", "trillion")
 _UNITS = {"km/h": "kilometers per hour", "m/s": "meters per second",
           "km": "kilometers", "kg": "kilograms", "cm": "centimeters", "mm": "millimeters",
@@ -323,12 +331,12 @@ def _words_for_digits_and_symbols(text: str) -> str:
     # Web and email addresses first: their dots, slashes and digits are not numbers or dates.
     text = _ADDRESS.sub(_spoken_address, text)
     # An en dash between numbers is a range ("3–5", "$3–$5", "1990–1995"); elsewhere a pause.
-    text = re.sub(rf"(?<=\d) ?{_RANGE_DASH} ?(?=[$\u00a3\u20ac\u00a5\u20b9]?\d)", " to ", text)
+    text = re.sub(rf"(?<=\d) ?{_RANGE_DASH} ?(?={_CURRENCY}?\d)", " to ", text)
     text = text.replace(_RANGE_DASH, "-")
     # A sign before a number, or before the currency of one: "-5", "-5%", "-$5", "$-5"
     # (not "3-5", "2024-01-05" or "well-known": a sign follows no letter, digit or hyphen).
-    text = re.sub(r"([$\u00a3\u20ac\u00a5\u20b9]) ?-(?=\d)", r"-\1", text)
-    text = re.sub(r"(?<![\w-])-(?=(?:[$\u00a3\u20ac\u00a5\u20b9] ?)?\.?\d)", "minus ", text)
+    text = re.sub(rf"({_CURRENCY}) ?-(?=\d)", r"-\1", text)
+    text = re.sub(rf"(?<![\w-])-(?=(?:{_CURRENCY} ?)?\.?\d)", "minus ", text)
     # The euro's decimal comma: "€2,50", "2,50 €" (two digits after it: not a thousands comma).
     text = re.sub(r"(\u20ac) ?(\d+),(\d{2})(?![\d,])", r"\1\2.\3", text)
     text = re.sub(r"(?<![\d,])(\d+),(\d{2}) ?(?=\u20ac)", r"\1.\2", text)
@@ -349,13 +357,13 @@ def _words_for_digits_and_symbols(text: str) -> str:
     text = re.sub(r"(?<![\d.,:/-])(?:0\d+|\d{16,})(?![\d.,:/-]?\d)",
                   lambda m: " " + _digits(m.group(0)), text)
     # What is left of a hyphen between numbers is a range: "5-10%", "$5-$10", "1990-95".
-    text = re.sub(r"(?<=\d)-(?=[$\u00a3\u20ac\u00a5\u20b9]?\d)", " to ", text)
+    text = re.sub(rf"(?<=\d)-(?={_CURRENCY}?\d)", " to ", text)
     # Currency: "$5", "$5.50", "$.50", "$1,200", "£3 million", "$1m", "$1.5M", "$2.5bn", "$3k";
     # and the symbol written after the amount, "3.50$", "20 €".
-    text = re.sub(r"([$\u00a3\u20ac\u00a5\u20b9]) ?\.(?=\d)", r"\g<1>0.", text)
-    text = re.sub(rf"([$\u00a3\u20ac\u00a5\u20b9]) ?({_NUMBER})(?: ?({'|'.join(_SCALES)}|[mkbMKB]|bn|BN)\b)?",
-                  _currency, text)
-    text = re.sub(rf"(?<![\w.,])({_NUMBER}) ?([$\u00a3\u20ac\u00a5\u20b9])",
+    text = re.sub(rf"({_CURRENCY}) ?\.(?=\d)", r"\g<1>0.", text)
+    scales = "|".join((*_SCALES, "[mkbMKB]", "bn", "BN"))
+    text = re.sub(rf"({_CURRENCY}) ?({_NUMBER})(?: ?({scales})\b)?", _currency, text)
+    text = re.sub(rf"(?<![\w.,])({_NUMBER}) ?({_CURRENCY})",
                   lambda m: _amount(m.group(2), m.group(1)), text)
     # "24/7" as said (not twenty-four sevenths); powers of ten, "1e3", "2.5E-4".
     text = re.sub(r"\b24/7\b", "twenty-four seven", text)
