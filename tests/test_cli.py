@@ -185,9 +185,9 @@ def test_dialogue_checks_speakers_voices_and_every_turn_before_the_model_loads(
         tmp_path, capsys, voices, transcript, message):
     (tmp_path / "v.wav").write_bytes(b"")
     (tmp_path / "t.txt").write_text(transcript)
+    named = [(speaker, tmp_path / file) for speaker, file in (v.split("=") for v in voices)]
     code = main(["dialogue", "--transcript", str(tmp_path / "t.txt"),
-                 *[part for voice in voices for part in (
-                     "--voice", "{}={}".format(voice.split("=")[0], tmp_path / voice.split("=")[1]))],
+                 *[part for speaker, path in named for part in ("--voice", f"{speaker}={path}")],
                  "--out", str(tmp_path / "o.wav"), "--model", str(tmp_path / "no-model")])
     err = capsys.readouterr().err.strip()
     assert code == 3 and len(err.splitlines()) == 1 and message in err, err

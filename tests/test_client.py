@@ -206,8 +206,9 @@ def test_bad_inputs_are_clear_errors(client, voice, voice_file, tmp_path):
     budget_s = client.max_prompt_frames / client.frame_rate_hz
     needed_s = min(budget_s, MIN_PROMPT_SECONDS)
     short = np.zeros(round(needed_s * 16_000) - 1, np.float32)
-    with pytest.raises(ClientError, match=f"too short to use: {short.size / 16_000:.2f} s of audio, "
-                                          f"and a voice needs at least {needed_s:g} s"):
+    seconds = short.size / 16_000
+    with pytest.raises(ClientError, match=f"too short to use: {seconds:.2f} s of audio, and a "
+                                          f"voice needs at least {needed_s:g} s"):
         client.voice_prompt(short, sample_rate=16_000)
     client.voice_prompt(np.zeros(short.size + 1, np.float32), sample_rate=16_000)
 

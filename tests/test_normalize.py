@@ -142,7 +142,8 @@ ERRORS = [
     ("a \u2190 b", "unsupported character '\u2190' (LEFTWARDS ARROW) at position 2"),
     ("I \u2665 it", "unsupported character '\u2665' (BLACK HEART SUIT) at position 2"),
     ("\u2211 x", "unsupported character '\u2211' (N-ARY SUMMATION) at position 0"),
-    ("\u03b1 and \u03b2", "unsupported character '\u03b1' (GREEK SMALL LETTER ALPHA) at position 0"),
+    ("\u03b1 and \u03b2",
+     "unsupported character '\u03b1' (GREEK SMALL LETTER ALPHA) at position 0"),
 ]
 
 

@@ -263,8 +263,9 @@ class Client:
         asked_s = prompt_seconds or budget_s
         needed_s = min(asked_s, MIN_PROMPT_SECONDS)
         if waveform.shape[0] < needed_s * sample_rate:
-            raise bad_input(f"the voice prompt is too short to use: {waveform.shape[0] / sample_rate:.2f} "
-                            f"s of audio, and a voice needs at least {needed_s:g} s")
+            seconds = waveform.shape[0] / sample_rate
+            raise bad_input(f"the voice prompt is too short to use: {seconds:.2f} s of audio, "
+                            f"and a voice needs at least {needed_s:g} s")
         tokens = self.codec.encode(waveform, sample_rate)
         ratio = self.frames_per_token
         frames = round(asked_s * self.frame_rate_hz)
