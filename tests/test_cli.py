@@ -98,7 +98,7 @@ def test_a_bad_semantic_file_is_one_line_and_exit_3_before_the_model_loads(tmp_p
     ("out.mp4", "cannot write .mp4 audio; use .wav, .flac, .ogg or .mp3"),
     ("out.opus", "cannot write .opus audio; use .wav, .flac, .ogg or .mp3"),
     ("tokens.npy/x.wav", "tokens.npy is a file, not a folder"),
-    ("/proc/x.wav", "/proc/x.wav: cannot write in /proc"),     # only writing shows it
+    ("/proc/x.wav", "/proc/x.wav: cannot create a file in /proc"),  # only writing shows it
 ])
 def test_a_bad_out_is_refused_before_synthesis_and_leaves_nothing(tmp_path, capsys, out, message):
     (tmp_path / "tokens.npy").write_bytes(b"")

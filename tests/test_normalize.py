@@ -127,6 +127,17 @@ READINGS = [
      "to the power of three, C: backslash temp"),
     ("See p. 5 of the Ph.D. thesis.", "See page five of the P H D thesis."),
     ("x" + "9" * 100, "x " + " ".join(["nine"] * 100)),  # num2words stops at 10^306
+    # Found by the fourth check: a third decimal, plain spaces between separate numbers,
+    # no-break and thin spaces as separators, hyphen chains, a percent range, rates.
+    ("$5.999 a gallon, $1.50/hr, $3/kg", "five point nine nine nine dollars a gallon, one "
+     "dollar and fifty cents per hour, three dollars per kilogram"),
+    ("The 10 100-meter races, +1 555 123 4567", "The ten one hundred-meter races, plus one, "
+     "five five five, one two three, four five six seven"),
+    ("12\u202f345 and 10\u00a0000 and 10 000", "twelve thousand, three hundred and "
+     "forty-five and ten thousand and ten thousand"),
+    ("ISBN 978-3-16-148410-0; 5%-10%; 6 / 2", "ISBN nine hundred and seventy-eight, three, "
+     "sixteen, one four eight four one zero, zero; five percent to ten percent; six divided "
+     "by two"),
     # espeak's raw phoneme input ("[[...]]") never reaches it: brackets are pauses.
     ("[[h@l'oU]]", "h at l'oU"),
 ]

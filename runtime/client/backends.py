@@ -114,7 +114,6 @@ class GrpcBackend:
                  connect_seconds: float | None = None):
         import math
         import numbers
-        from tensorflow_serving.apis import prediction_service_pb2_grpc
 
         def refuse(message: str) -> ClientError:
             return ClientError(grpc.StatusCode.INVALID_ARGUMENT, message)
@@ -144,6 +143,9 @@ class GrpcBackend:
                                           and not isinstance(value, bool)
                                           and math.isfinite(value) and value > 0):
                 raise refuse(f"{name} must be a finite number > 0, got {value!r}")
+        # Imported after the checks: it loads TensorFlow (seconds), which a bad argument
+        # should not wait for.
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
         options = [("grpc.max_receive_message_length", max_message_bytes),
                    ("grpc.max_send_message_length", max_message_bytes),
                    ("grpc.keepalive_time_ms", KEEPALIVE_TIME_MS),

@@ -131,7 +131,8 @@ def check_output_path(path) -> Path:
             with tempfile.TemporaryFile(dir=folder):
                 pass
         except OSError as error:
-            raise bad_input(f"{path}: cannot write in {folder} ({error.strerror})") from None
+            raise bad_input(f"{path}: cannot create a file in {folder} ({error.strerror})") \
+                from None
     return path
 
 

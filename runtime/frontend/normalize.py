@@ -59,6 +59,9 @@ from soundstorm.runtime.frontend.text_check import (ALLOWED_CHARACTERS, MAX_DOCU
 _PAUSE = ","
 # An en dash (or figure dash) until step 3 reads it: "to" between numbers, a pause elsewhere.
 _RANGE_DASH = "\x02"
+# A no-break or thin space until step 3 reads it: a thousands separator between digits
+# ("10\u202f000", as SI style writes it), a space elsewhere.
+_GROUP_SPACE = "\x03"
 _CHARACTER_READINGS = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u00b4": "'",
     "`": "'",
@@ -72,6 +75,7 @@ _CHARACTER_READINGS = {
     "{": f"{_PAUSE} ", "}": f"{_PAUSE} ",
     "\u200b": "", "\u200c": "", "\u200d": "", "\u2060": "", "\ufeff": "", "\u00ad": "",
     "\t": " ", "\u2044": "/", "_": " ", "~": " about ", "|": f"{_PAUSE} ",
+    "\u00a0": _GROUP_SPACE, "\u202f": _GROUP_SPACE, "\u2009": _GROUP_SPACE,
     # Breaks as Unicode and old editors write them.
     "\u2028": "\n", "\u2029": "\n\n", "\u0085": "\n", "\x0b": "\n", "\x0c": "\n\n",
     "\u00d7": " times ", "\u00f7": " divided by ", "\u00b1": " plus or minus ",
@@ -87,7 +91,7 @@ _SYMBOL_WORDS = {"&": " and ", "+": " plus ", "=": " equals ", "@": " at ", "#":
                  "%": " percent", "$": " dollars", "\u00a3": " pounds", "\u20ac": " euros",
                  "\u00a5": " yen", "\u20b9": " rupees",
                  "\u00b0": " degrees", "/": " "}
-_KEPT = ALLOWED_CHARACTERS | set(_SYMBOL_WORDS) | {"\n", _RANGE_DASH}
+_KEPT = ALLOWED_CHARACTERS | set(_SYMBOL_WORDS) | {"\n", _RANGE_DASH, _GROUP_SPACE}
 
 
 def _fold(character: str) -> str:
@@ -187,6 +191,10 @@ _UNITS = {"km/h": "kilometers per hour", "m/s": "meters per second",
           "GB": "gigabytes", "MB": "megabytes", "KB": "kilobytes", "kHz": "kilohertz",
           "Hz": "hertz", "lbs": "pounds", "lb": "pounds", "oz": "ounces", "ft": "feet",
           "mi": "miles", "min": "minutes", "hrs": "hours", "hr": "hours"}
+# "/hr" in "$15/hr": what a rate is per.
+_PER = {"hr": "hour", "h": "hour", "hour": "hour", "day": "day", "wk": "week", "week": "week",
+        "mo": "month", "month": "month", "yr": "year", "year": "year", "min": "minute",
+        "sec": "second", "person": "person", "kg": "kilogram", "km": "kilometer", "mi": "mile"}
 _DENOMINATORS = {2: ("half", "halves"), 4: ("quarter", "quarters")}
 
 
@@ -220,6 +228,8 @@ def _amount(symbol: str, amount: str, scale: str | None = None) -> str:
         scale = {"k": "thousand", "m": "million", "b": "billion", "bn": "billion"}.get(
             scale.lower(), scale)
         return f"{_number(amount)} {scale} {many}"
+    if len(fraction) > 2:  # "$5.999": a price per unit, not dollars and cents
+        return f"{_number(amount)} {many}"
     units, hundredths = int(whole or 0), int(fraction[:2].ljust(2, "0")) if fraction else 0
     cents_words = f"{num2words(hundredths)} {cent if hundredths == 1 else cents}"
     if units == 0 and hundredths:  # "$0.99": ninety-nine cents
@@ -336,7 +346,7 @@ def _words_for_digits_and_symbols(text: str) -> str:
     # A sign before a number, or before the currency of one: "-5", "-5%", "-$5", "$-5"
     # (not "3-5", "2024-01-05" or "well-known": a sign follows no letter, digit or hyphen).
     text = re.sub(rf"({_CURRENCY}) ?-(?=\d)", r"-\1", text)
-    text = re.sub(rf"(?<![\w-])-(?=(?:{_CURRENCY} ?)?\.?\d)", "minus ", text)
+    text = re.sub(rf"(?<![\w%-])-(?=(?:{_CURRENCY} ?)?\.?\d)", "minus ", text)
     # The euro's decimal comma: "€2,50", "2,50 €" (two digits after it: not a thousands comma).
     text = re.sub(r"(\u20ac) ?(\d+),(\d{2})(?![\d,])", r"\1\2.\3", text)
     text = re.sub(r"(?<![\d,])(\d+),(\d{2}) ?(?=\u20ac)", r"\1.\2", text)
@@ -345,9 +355,17 @@ def _words_for_digits_and_symbols(text: str) -> str:
         _digits(group) for group in m.groups() if group), text)
     text = re.sub(r"\b(\d{4})-(\d{2})-(\d{2})\b", lambda m: _date(
         int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0)), text)
-    # Thousands grouped by spaces or dots ("10 000", "1.000.000"): commas, as written in English.
-    text = re.sub(r"(?<![\d.,])\d{1,3}(?:[ \u00a0]\d{3})+(?![\d.,]?\d)",
-                  lambda m: re.sub(r"[ \u00a0]", ",", m.group(0)), text)
+    # International telephone numbers, "+1 555 123 4567": plus, then digit by digit.
+    text = re.sub(r"\+(\d{1,3})((?:[ .-]\d{2,4}){2,})\b", lambda m: "plus " + ", ".join(
+        _digits(group) for group in re.split(r"[ .-]", m.group(1) + m.group(2))), text)
+    # Thousands grouped by no-break or thin spaces (any groups: "12\u202f345"), by plain spaces
+    # (round thousands only, "10 000": "the 10 100-meter races" are two numbers), or by
+    # dots ("1.000.000"): commas, as written in English.
+    text = re.sub(rf"(?<![\d.,])\d{{1,3}}(?:{_GROUP_SPACE}\d{{3}})+(?![\d.,]?\d)",
+                  lambda m: m.group(0).replace(_GROUP_SPACE, ","), text)
+    text = text.replace(_GROUP_SPACE, " ")
+    text = re.sub(r"(?<![\d.,+])(?<![\d.,] )\d{1,3}(?: 000)+(?![\d.,]?\d| \d)",
+                  lambda m: m.group(0).replace(" ", ","), text)
     text = re.sub(r"(?<![\d.,])\d{1,3}(?:\.\d{3}){2,}(?![\d.,]?\d)",
                   lambda m: m.group(0).replace(".", ","), text)
     # Digits that are not a quantity, read one by one: a leading zero ("007"), 16 or more
@@ -356,8 +374,14 @@ def _words_for_digits_and_symbols(text: str) -> str:
         _digits(group) for group in m.group(0).split()), text)
     text = re.sub(r"(?<![\d.,:/-])(?:0\d+|\d{16,})(?![\d.,:/-]?\d)",
                   lambda m: " " + _digits(m.group(0)), text)
-    # What is left of a hyphen between numbers is a range: "5-10%", "$5-$10", "1990-95".
-    text = re.sub(rf"(?<=\d)-(?={_CURRENCY}?\d)", " to ", text)
+    # Three or more numbers joined by hyphens are a code (an ISBN, a part number): each
+    # group, a pause between. What is left of a hyphen between numbers is a range: "5-10%",
+    # "5%-10%", "$5-$10", "1990-95".
+    text = re.sub(r"\b\d+(?:-\d+){2,}\b", lambda m: ", ".join(
+        _digits(group) if group.startswith("0") or len(group) > 4 else group
+        for group in m.group(0).split("-")), text)
+    text = re.sub(rf"(?<=\d)%?-(?={_CURRENCY}?\d)", lambda m: " percent to " if
+                  m.group(0).startswith("%") else " to ", text)
     # Currency: "$5", "$5.50", "$.50", "$1,200", "£3 million", "$1m", "$1.5M", "$2.5bn", "$3k";
     # and the symbol written after the amount, "3.50$", "20 €".
     text = re.sub(rf"({_CURRENCY}) ?\.(?=\d)", r"\g<1>0.", text)
@@ -399,9 +423,11 @@ def _words_for_digits_and_symbols(text: str) -> str:
                   lambda m: num2words(int(m.group(1).replace(",", "")), to="ordinal"), text)
     text = re.sub(rf"({_NUMBER}) ?%", lambda m: f"{_number(m.group(1))} percent", text)
     text = re.sub(r"\b50/50\b", "fifty-fifty", text)
+    text = re.sub(r"(?<=\d) / (?=\d)", " divided by ", text)
     text = re.sub(r"\b(\d+)/(\d+)\b", _fraction, text)
     text = re.sub(rf"({_NUMBER}) ?({'|'.join(_UNITS)})\b",
                   lambda m: f"{_number(m.group(1))} {_UNITS[m.group(2)]}", text)
+    text = re.sub(rf"/({'|'.join(_PER)})\b", lambda m: f" per {_PER[m.group(1)]}", text)
     text = re.sub(rf"({_NUMBER}) ?\u00b0 ?([CF])\b", lambda m: f"{_number(m.group(1))} degrees "
                   + ("Celsius" if m.group(2) == "C" else "Fahrenheit"), text)
     # Years: a lone four-digit number from 1100 to 2099 (not a count with a separator).
