@@ -1028,6 +1028,14 @@ def test_unset_batching_parameters_take_tf_servings_defaults(tmp_path):
                 options.max_enqueued_batches, options.num_batch_threads) == \
             (1000, 0, 10, len(os.sched_getaffinity(0)))
         assert options.allowed_batch_sizes == () and not options.pad_variable_length_inputs
+    # The CPUs this process may run on, not the machine's: a server pinned to one CPU (taskset,
+    # a container's cpuset) gets one batch thread.
+    pinned = subprocess.run(
+        [sys.executable, "-c", "from soundstorm.runtime.serving.batching import BatchingOptions;"
+                               "print(BatchingOptions().num_batch_threads)"],
+        preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
+        capture_output=True, text=True, timeout=120)
+    assert pinned.stdout == "1\n", pinned.stderr
 
 
 @pytest.mark.parametrize("sizes", [(2, 1, 4), (1, 1, 4), (1, 2), (2, 8)])

@@ -313,6 +313,10 @@ EQUIVALENT_MUTANTS = (
      "return np.pad(array, widths, constant_values=array.flat[0] if array.size else 1)",
      "an empty input's padding lies past every example's length, which the SavedModel's "
      "per-example lengths exclude"),
+    ("runtime/serving/batching.py", "if array.shape[1:] == shape:",
+     "if array.shape[1:] > shape:",
+     "`shape` is the largest in the batch, never below the array's; for an equal shape the "
+     "padding by zero is the array itself"),
     ("runtime/serving/batching.py", "if padded > examples:", "if padded >= examples:",
      "padding by 0 repeated rows changes nothing"),
     ("runtime/serving/batching.py",
