@@ -1032,9 +1032,9 @@ def test_unset_batching_parameters_take_tf_servings_defaults(tmp_path):
     # The CPUs this process may run on, not the machine's: a server pinned to one CPU (taskset,
     # a container's cpuset) gets one batch thread.
     pinned = subprocess.run(
-        [sys.executable, "-c", "from soundstorm.runtime.serving.batching import BatchingOptions;"
+        [sys.executable, "-c", "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+                               "from soundstorm.runtime.serving.batching import BatchingOptions\n"
                                "print(BatchingOptions().num_batch_threads)"],
-        preexec_fn=lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}),
         capture_output=True, text=True, timeout=120)
     assert pinned.stdout == "1\n", pinned.stderr
 
