@@ -70,7 +70,8 @@ def _show_defaults(parser: argparse.ArgumentParser) -> None:
     and the help does not already say it."""
     for action in parser._actions:
         if (action.help and action.help is not argparse.SUPPRESS and "default" not in action.help
-                and action.default not in (None, False, "", argparse.SUPPRESS)
+                and action.default is not None and action.default is not False
+                and action.default not in ("", argparse.SUPPRESS)  # 0 is a default to show
                 and action.option_strings
                 and not isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
             action.help += " (default %(default)s)"

@@ -40,8 +40,7 @@ def _add_train(subparsers) -> None:
                         help="relative odds of training each RVQ level, one per level "
                              "(default: uniform, the paper)")
     parser.add_argument("--seed", type=seed_argument, default=0,
-                        help=f"seed of the initialisation, data order and masking, in [0, {MAX_SEED}] "
-                             "(default 0)")
+                        help=f"seed of the initialisation, data order and masking, in [0, {MAX_SEED}]")
     parser.set_defaults(handler=_train)
 
 
@@ -104,29 +103,26 @@ def _add_data(subparsers) -> None:
     build.add_argument("--sentences", type=int, default=defaults.num_sentences,
                        help=f"training sentences (default {defaults.num_sentences})")
     build.add_argument("--heldout-sentences", type=int, default=defaults.num_heldout_sentences,
-                       help=f"sentences kept out of training (default {defaults.num_heldout_sentences})")
+                       help="sentences kept out of training")
     build.add_argument("--speakers", type=int, default=defaults.num_speakers,
                        help=f"training speakers (default {defaults.num_speakers})")
     build.add_argument("--heldout-speakers", type=int, default=defaults.num_heldout_speakers,
-                       help=f"speakers kept out of training (default {defaults.num_heldout_speakers})")
+                       help="speakers kept out of training")
     build.add_argument("--heldout-variants", type=int, default=defaults.num_heldout_variants,
-                       help="espeak variants no training speaker uses (generated speakers; "
-                            f"default {defaults.num_heldout_variants})")
+                       help="espeak variants no training speaker uses (generated speakers)")
     build.add_argument("--speakers-per-sentence", type=int,
                        default=defaults.speakers_per_sentence,
-                       help="speakers saying each sentence; 0: every speaker says every sentence "
-                            f"(default {defaults.speakers_per_sentence})")
+                       help="speakers saying each sentence; 0: every speaker says every sentence")
     build.add_argument("--seed", type=seed_argument, default=0,
-                       help=f"seed of the sentences, speakers and split, in [0, {MAX_SEED}] (default 0)")
+                       help=f"seed of the sentences, speakers and split, in [0, {MAX_SEED}]")
     build.add_argument("--shard-size", type=int, default=defaults.shard_size,
-                       help=f"utterances per shard file (default {defaults.shard_size})")
+                       help="utterances per shard file")
     build.add_argument("--semantic-rate", type=int, default=defaults.semantic_rate_hz,
                        help="semantic tokens per second (default 50; docs/data.md says why)")
     build.add_argument("--lyra-levels", type=int, default=defaults.lyra_levels,
-                       help=f"Lyra RVQ levels kept (docs/codec.md; default {defaults.lyra_levels})")
+                       help="Lyra RVQ levels kept (docs/codec.md)")
     build.add_argument("--group-size", type=int, default=defaults.group_size,
-                       help="consecutive Lyra levels per model level (docs/codec.md; "
-                            f"default {defaults.group_size})")
+                       help="consecutive Lyra levels per model level (docs/codec.md)")
     build.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="encoding processes (default: one per core); the corpus is the same "
                             "whatever the count")
@@ -163,10 +159,10 @@ def _add_sample(subparsers) -> None:
     parser.add_argument("--data", type=Path, required=True, help="corpus folder")
     parser.add_argument("--split", default="eval_unseen_speakers",
                         help="corpus split to draw the example from")
-    parser.add_argument("--index", type=int, default=0, help="which utterance of the split (default 0)")
+    parser.add_argument("--index", type=int, default=0, help="which utterance of the split")
     parser.add_argument("--out", type=Path, default=None, help="default: WORKDIR/samples/INDEX")
     parser.add_argument("--seed", type=seed_argument, default=0,
-                        help=f"sampling seed, in [0, {MAX_SEED}] (default 0)")
+                        help=f"sampling seed, in [0, {MAX_SEED}]")
     parser.add_argument("--temperature", type=temperature_argument, default=1.0,
                         help="sampling temperature of the first level, > 0")
     parser.set_defaults(handler=_sample)

@@ -107,14 +107,9 @@ def sentence_pieces(text: str, max_chars: int = MAX_TEXT_CHARS) -> list[str]:
     """Normalized `text` cut into pieces of at most `max_chars` characters for one espeak
     synthesis each: whole sentences packed together where they fit; a longer sentence is
     cut after a comma or semicolon, and a clause still too long between words."""
-    pieces: list[str] = []
-    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
-        for part in _parts(sentence, max_chars):
-            if pieces and len(pieces[-1]) + 1 + len(part) <= max_chars:
-                pieces[-1] += " " + part
-            else:
-                pieces.append(part)
-    return pieces
+    sentences = re.split(r"(?<=[.!?])\s+", text.strip())
+    return _pack([part for sentence in sentences for part in _parts(sentence, max_chars)],
+                 max_chars, " ")
 
 
 def _pack(pieces: list[str], max_chars: int, separator: str) -> list[str]:
@@ -135,18 +130,13 @@ def _parts(sentence: str, max_chars: int) -> list[str]:
     one: it is a pasted hash, a base64 blob, a run of letters)."""
     if len(sentence) <= max_chars:
         return [sentence]
-    parts: list[str] = []
+    words = []
     for clause in re.split(r"(?<=[,;:])\s+", sentence):
-        words = clause.split(" ") if len(clause) > max_chars else [clause]
-        words = [piece for word in words for piece in (
-            _pack(re.split(r"(?<=-)", word), max_chars, "") if len(word) > max_chars
-            else [word])]
-        for word in words:
-            if len(word) > max_chars:
-                raise FrontendError(f"a word of {len(word)} characters ({word[:20]!r}...): "
-                                    f"nothing longer than {max_chars} can be said as one word")
-            if parts and len(parts[-1]) + 1 + len(word) <= max_chars:
-                parts[-1] += " " + word
-            else:
-                parts.append(word)
-    return parts
+        for word in clause.split(" ") if len(clause) > max_chars else [clause]:
+            words += (_pack(re.split(r"(?<=-)", word), max_chars, "") if len(word) > max_chars
+                      else [word])
+    for word in words:
+        if len(word) > max_chars:
+            raise FrontendError(f"a word of {len(word)} characters ({word[:20]!r}...): "
+                                f"nothing longer than {max_chars} can be said as one word")
+    return _pack(words, max_chars, " ")

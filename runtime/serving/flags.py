@@ -197,8 +197,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         flag, default = f"--{field.name}", field.default
         if field.name in NO_EFFECT:
             help_text = f"accepted, no effect here: {NO_EFFECT[field.name]}"
-            if default != "" and default is not False:  # TF Serving's default, as its --help shows
-                help_text += f" (default {default})"
         elif field.name in REFUSED:
             help_text = f"refused when set: {REFUSED[field.name]}"
         else:
