@@ -477,6 +477,62 @@ def test_the_channel_allows_64_mib_keepalive_a_server_accepts_and_retries_by_pol
         backends.GrpcBackend("127.0.0.1:1", "soundstorm", 2)
 
 
+@pytest.mark.parametrize("kwargs, accepted", [
+    ({"target": "127.0.0.1:1"}, True), ({"target": "127.0.0.1:65535"}, True),
+    ({"target": "[::1]:8500"}, True), ({"target": "dns:///fleet:8500"}, True),
+    ({"target": "unix:/tmp/socket"}, True),
+    ({"target": "127.0.0.1:0"}, False), ({"target": "127.0.0.1:65536"}, False),
+    ({"target": "127.0.0.1:70000"}, False),
+    ({"target": ":8500"}, False), ({"target": "127.0.0.1:-1"}, False), ({"target": 8500}, False),
+    ({"retries": 0}, True), ({"retries": 4}, True), ({"retries": -1}, False),
+    ({"retries": 5}, False), ({"retries": True}, False),
+    ({"version": 0}, True), ({"version": -1}, False), ({"version": True}, False),
+    ({"max_message_bytes": 1}, True), ({"max_message_bytes": 2**31 - 1}, True),
+    ({"max_message_bytes": 0}, False), ({"max_message_bytes": -1}, False),
+    ({"max_message_bytes": 2**31}, False), ({"max_message_bytes": 2**40}, False),
+    ({"max_message_bytes": True}, False),
+    ({"deadline_seconds": 1e-3}, True), ({"deadline_seconds": 0}, False),
+    ({"deadline_seconds": -1.0}, False), ({"deadline_seconds": float("inf")}, False),
+    ({"deadline_seconds": float("nan")}, False), ({"deadline_seconds": True}, False),
+    ({"connect_seconds": 1e-3}, True), ({"connect_seconds": 0}, False),
+    ({"model_name": ""}, False), ({"version_label": 5}, False)],
+    ids=lambda value: repr(value) if not isinstance(value, bool) else str(value))
+def test_the_grpc_backends_arguments_at_their_bounds(kwargs, accepted):
+    """Each argument's range, just inside and just outside: ports 1-65535, retries 0-4 (gRPC
+    caps maxAttempts at 5), versions from 0, messages below 2 GiB (a protobuf's limit),
+    deadlines finite and positive. Refused means INVALID_ARGUMENT, before any channel."""
+    kwargs = {"target": "127.0.0.1:1", **kwargs}
+    if accepted:
+        backends.GrpcBackend(**kwargs).close()
+        return
+    with pytest.raises(ClientError) as caught:
+        backends.GrpcBackend(**kwargs)
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_connecting_waits_the_connect_time_within_the_deadline():
+    """The first call waits DEFAULT_CONNECT_SECONDS (20 s) for a connection, or the given
+    connect_seconds, but never longer than the whole call's deadline."""
+    for kwargs, expected in (({}, 20.0), ({"connect_seconds": 1.5}, 1.5),
+                             ({"deadline_seconds": 5.0}, 5.0),
+                             ({"connect_seconds": 9.0, "deadline_seconds": 2.0}, 2.0)):
+        backend = backends.GrpcBackend("127.0.0.1:1", **kwargs)
+        assert backend.connect_seconds == expected, kwargs
+        backend.close()
+    started = time.perf_counter()
+    with pytest.raises(ClientError, match=r"no server answers there \(waited 0.5 s"):
+        backends.GrpcBackend("127.0.0.1:1", connect_seconds=0.5).contract()
+    assert 0.4 < time.perf_counter() - started < 5
+
+
+def test_no_retries_means_no_retry_policy_and_one_attempt():
+    import json
+    assert "retryPolicy" not in json.loads(
+        backends.retry_service_config(0))["methodConfig"][0]
+    assert json.loads(backends.retry_service_config(2))["methodConfig"][0][
+        "retryPolicy"]["maxAttempts"] == 3
+
+
 def test_an_idle_client_is_not_cut_off_by_the_servers_ping_enforcement(
         scripted_server, monkeypatch, capfd):
     """A client idle past the server's ping enforcement then calls successfully, with nothing

@@ -881,12 +881,16 @@ def batcher():
         return made[-1], record, batches
     yield make
     for each in made:
-        # Bounded: a broken scheduler (a mutant that never closes a batch) fails here in
-        # seconds instead of hanging the run.
-        closer = threading.Thread(target=each.close, daemon=True)
-        closer.start()
-        closer.join(10)
-        assert not closer.is_alive(), "Batcher.close() did not return within 10 s"
+        _close_within(each, 10)
+
+
+def _close_within(batcher_, seconds: float) -> None:
+    """Batcher.close(), bounded: a broken scheduler (one that never ends its loop) fails the
+    test in seconds instead of hanging the run."""
+    closer = threading.Thread(target=batcher_.close, daemon=True)
+    closer.start()
+    closer.join(seconds)
+    assert not closer.is_alive(), f"Batcher.close() did not return within {seconds:g} s"
 
 
 def _submit_all(batcher_, requests, gap=0.0, at=None):
@@ -1008,7 +1012,7 @@ def test_closing_a_batcher_answers_the_requests_it_took_at_once(batcher):
     waiting = _submit_all(batcher_, [_x(1), _x(2)])
     time.sleep(0.3)
     started = time.monotonic()
-    batcher_.close()
+    _close_within(batcher_, 10)
     # "At once": the scheduler waits in 50 ms steps, so close() is not stuck in a long wait.
     assert time.monotonic() - started < 0.5
     assert [future.result(timeout=2)["y"].tolist() for future in waiting] == \
@@ -1037,6 +1041,17 @@ def test_unset_batching_parameters_take_tf_servings_defaults(tmp_path):
                                "print(BatchingOptions().num_batch_threads)"],
         capture_output=True, text=True, timeout=120)
     assert pinned.stdout == "1\n", pinned.stderr
+
+
+def test_without_an_affinity_mask_the_threads_are_the_cpus_or_tfs_guess_of_4(monkeypatch):
+    """port::NumSchedulableCPUs elsewhere (tsl/platform/default/port.cc): macOS has no
+    affinity mask, so the machine's CPU count; a platform that tells nothing, kDefaultCores 4."""
+    from soundstorm.runtime.serving.batching import schedulable_cpus
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert schedulable_cpus() == 6
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert schedulable_cpus() == 4
 
 
 @pytest.mark.parametrize("sizes", [(2, 1, 4), (1, 1, 4), (1, 2), (2, 8)])
@@ -1082,10 +1097,7 @@ def test_a_batch_waiting_for_a_thread_is_still_enqueued_as_in_tf_serving():
         assert again["y"][:, 0].tolist() == [90]
     finally:
         gate.set()
-        closer = threading.Thread(target=batcher_.close, daemon=True)
-        closer.start()
-        closer.join(10)
-        assert not closer.is_alive(), "Batcher.close() did not return within 10 s"
+        _close_within(batcher_, 10)
 
 
 def test_a_waiting_batcher_sleeps_instead_of_spinning(batcher):
@@ -1115,15 +1127,29 @@ def test_without_padding_inputs_of_another_shape_or_name_run_in_their_own_batch(
 
 def test_a_request_whose_inputs_disagree_on_the_batch_is_refused(batcher):
     """Every input of a batched request must be batch-first with one batch size (TF Serving's
-    batching session splits and merges along dimension 0)."""
+    batching session splits and merges along dimension 0): BatchingSession::ComputeInputSize's
+    three errors (batching_session.cc), INVALID_ARGUMENT, before anything is queued."""
     batcher_, record, _ = batcher(max_batch_size=4)
-    for inputs in ({"x": np.zeros((2, 2), np.int32), "z": np.zeros((1, 2), np.int32)},
-                   {"x": np.zeros((1, 2), np.int32), "z": np.int32(3)}):
-        with pytest.raises(StatusError, match="batching needs every input batch-first with one "
-                                              "batch size") as refused:
+    for inputs, message in (
+            ({}, "Batching session Run() must have at least one input tensor"),
+            ({"x": np.zeros((1, 2), np.int32), "z": np.int32(3)},
+             "Batching session Run() input tensors must have at least one dimension"),
+            ({"x": np.zeros((2, 2), np.int32), "z": np.zeros((1, 2), np.int32)},
+             "Batching session Run() input tensors must have equal 0th-dimension size")):
+        with pytest.raises(StatusError) as refused:
             batcher_.submit(inputs)
-        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
-    assert record.calls == []
+        assert (refused.value.code, refused.value.message) == (
+            grpc.StatusCode.INVALID_ARGUMENT, message)
+    assert record.calls == [] and batcher_.enqueued_examples == 0
+
+
+def test_batching_options_are_immutable():
+    """One BatchingOptions is read by every batcher of a model without a lock: changing it
+    after the fact would change batches in flight."""
+    import dataclasses
+    options = BatchingOptions(max_batch_size=4)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.max_batch_size = 8
 
 
 def test_inputs_of_another_dtype_never_share_a_batch(batcher):
@@ -1171,7 +1197,7 @@ def test_close_returns_once_the_batches_it_ran_have_finished():
     batcher_ = Batcher(slow, BatchingOptions(max_batch_size=2, num_batch_threads=1))
     waiting = _submit_all(batcher_, [_x(1, 2)])
     time.sleep(0.1)  # the batch is on its thread
-    batcher_.close()
+    _close_within(batcher_, 10)
     assert finished == [2]
     assert waiting[0].result(timeout=1)["y"].tolist() == [[10, 10], [20, 20]]
 

@@ -36,12 +36,16 @@ from soundstorm.protos import tf_serving_config_pb2
 from soundstorm.protos.status import invalid_argument, unavailable
 
 
+# TensorFlow's guess when a platform tells it nothing (kDefaultCores, tsl/platform/default/port.cc).
+UNKNOWN_CPUS_GUESS = 4
+
+
 def schedulable_cpus() -> int:
-    """The CPUs this process may run on (TensorFlow's port::NumSchedulableCPUs: the affinity
-    mask where the platform has one)."""
+    """The CPUs this process may run on, as TensorFlow's port::NumSchedulableCPUs counts them:
+    the affinity mask where the platform has one, else the machine's CPUs (macOS), else 4."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    return os.cpu_count() or UNKNOWN_CPUS_GUESS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,11 +127,19 @@ class Batcher:
         self._scheduler.start()
 
     def submit(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        sizes = {key: array.shape[0] if array.ndim else None for key, array in inputs.items()}
-        if None in sizes.values() or len(set(sizes.values())) != 1:
-            raise invalid_argument(f"batching needs every input batch-first with one batch "
-                                   f"size; got first dimensions {sizes}")
-        size = next(iter(sizes.values()))
+        """Runs `inputs` (batch-first arrays) in a batch and returns this request's rows of
+        the outputs. Raises StatusError INVALID_ARGUMENT with BatchingSession::ComputeInputSize's
+        words (batching_session.cc) for no inputs, a scalar, or unequal batch sizes; and for a
+        request over max_batch_size; UNAVAILABLE when the batch queue is full."""
+        if not inputs:
+            raise invalid_argument("Batching session Run() must have at least one input tensor")
+        if any(array.ndim == 0 for array in inputs.values()):
+            raise invalid_argument("Batching session Run() input tensors must have at least "
+                                   "one dimension")
+        if len({array.shape[0] for array in inputs.values()}) != 1:
+            raise invalid_argument("Batching session Run() input tensors must have equal "
+                                   "0th-dimension size")
+        size = next(iter(inputs.values())).shape[0]
         if size > self.options.max_batch_size:
             raise invalid_argument(f"Task size {size} is larger than maximum batch size "
                                    f"{self.options.max_batch_size}")
