@@ -848,6 +848,28 @@ def test_a_version_that_fails_to_load_leaves_the_last_good_one_serving(tmp_path,
     assert manager.resolve("m").version == 3
 
 
+def test_a_version_whose_folder_goes_away_is_not_retried(tmp_path, fake_loads, monkeypatch):
+    """Between load retries the manager looks whether the version is still there and stops
+    retrying once it is gone (TF Serving: CancelLoadServableRetry, the retrier's
+    should_retry)."""
+    from soundstorm.runtime.serving.manager import ModelManager
+    base = tmp_path / "m"
+    _versions(base, 1, corrupt=(1,))
+    load = _FakeServable.__init__
+
+    def load_then_vanish(self, name, version, path, *threads):
+        try:
+            load(self, name, version, path, *threads)
+        finally:
+            shutil.rmtree(path)  # removed while its load fails
+    monkeypatch.setattr(_FakeServable, "__init__", load_then_vanish)
+    manager = ModelManager(_model_config(base), log=lambda message: None,
+                           load_retry_interval_s=0, max_num_load_retries=5)
+    manager.poll()
+    assert fake_loads == [1]  # tried once, not 1 + 5 times
+    assert _states(manager) == {1: END}
+
+
 # The batcher on its own, in front of a stand-in model that records what it is called with.
 
 class _Recorder:

@@ -297,6 +297,10 @@ EQUIVALENT_MUTANTS = (
            "if any(entry.versions.get(v) and entry.versions[v].state <= State.AVAILABLE"),
           ("if version not in aspired and record.state == State.AVAILABLE:",
            "if version not in aspired and record.state <= State.AVAILABLE:"))),
+    ("runtime/serving/manager.py", "self._thread.join(timeout=10)",
+     "self._thread.join(timeout= 9)",
+     "how long stop() waits for a poll in flight before it returns anyway: only a poll "
+     "over 9 s at shutdown tells 9 from 10"),
     ("runtime/serving/manager.py",
      "if self._stop.wait(max(self.load_retry_interval_s, 0)) or not path.is_dir():",
      "if self._stop.wait(max(self.load_retry_interval_s, -1)) or not path.is_dir():",
