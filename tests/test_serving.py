@@ -714,8 +714,10 @@ def test_labels_go_only_to_available_versions_each_one_checked(tmp_path, fake_lo
                             load_retry_interval_s=0, max_num_load_retries=0)
     allowing.poll()
     allowing.reload_config(_model_config(base, all_versions=True, stable=3, canary=7))
-    with pytest.raises(StatusError, match="label to version 2 of model m"):  # 2 failed
-        allowing.reload_config(_model_config(base, all_versions=True, stable=2, canary=7))
+    for moved_to in (2, 8):  # a failed version below the label's, a missing one above it
+        with pytest.raises(StatusError, match=f"label to version {moved_to} of model m"):
+            allowing.reload_config(_model_config(base, all_versions=True, stable=moved_to,
+                                                 canary=7))
     assert allowing.resolve("m", label="stable").version == 3
 
 
