@@ -951,7 +951,7 @@ def test_concurrent_requests_are_merged_into_full_batches(batcher):
     # A request of exactly max_batch_size is taken; one row more is refused.
     full = _submit_all(batcher_, [_x(7, 8, 9)])[0].result(timeout=10)
     np.testing.assert_array_equal(full["y"], _x(7, 8, 9)["x"] * 10)
-    with pytest.raises(StatusError, match="Task size 4 is larger than maximum batch size 3"):
+    with pytest.raises(StatusError, match="Task size 4 is larger than maximum input batch size 3"):
         batcher_.submit(_x(1, 2, 3, 4))
     assert record.sizes() == [3, 3, 3]
 

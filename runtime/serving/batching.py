@@ -141,7 +141,7 @@ class Batcher:
                                    "0th-dimension size")
         size = next(iter(inputs.values())).shape[0]
         if size > self.options.max_batch_size:
-            raise invalid_argument(f"Task size {size} is larger than maximum batch size "
+            raise invalid_argument(f"Task size {size} is larger than maximum input batch size "
                                    f"{self.options.max_batch_size}")
         task = _Task(inputs, size, concurrent.futures.Future(), time.monotonic())
         with self._closing:
