@@ -486,7 +486,7 @@ def test_the_channel_allows_64_mib_keepalive_a_server_accepts_and_retries_by_pol
     ({"target": ":8500"}, False), ({"target": "127.0.0.1:-1"}, False), ({"target": 8500}, False),
     ({"retries": 0}, True), ({"retries": 4}, True), ({"retries": -1}, False),
     ({"retries": 5}, False), ({"retries": True}, False),
-    ({"version": 0}, True), ({"version": -1}, False), ({"version": True}, False),
+    ({"version": 0}, True), ({"version": 7}, True), ({"version": -1}, False), ({"version": True}, False),
     ({"max_message_bytes": 1}, True), ({"max_message_bytes": 2**31 - 1}, True),
     ({"max_message_bytes": 0}, False), ({"max_message_bytes": -1}, False),
     ({"max_message_bytes": 2**31}, False), ({"max_message_bytes": 2**40}, False),
@@ -529,8 +529,9 @@ def test_no_retries_means_no_retry_policy_and_one_attempt():
     import json
     assert "retryPolicy" not in json.loads(
         backends.retry_service_config(0))["methodConfig"][0]
-    assert json.loads(backends.retry_service_config(2))["methodConfig"][0][
-        "retryPolicy"]["maxAttempts"] == 3
+    for retries in (1, 2, 4):  # the first attempt and `retries` more
+        assert json.loads(backends.retry_service_config(retries))["methodConfig"][0][
+            "retryPolicy"]["maxAttempts"] == retries + 1
 
 
 def test_an_idle_client_is_not_cut_off_by_the_servers_ping_enforcement(
