@@ -733,16 +733,19 @@ def test_a_reload_that_moves_or_drops_a_model_unloads_its_old_versions(tmp_path,
     assert manager.available() == {"m": [5]}
     assert old.versions[1].state == END and old.versions[1].servable is None  # released
     moved = manager._models["m"]
-    third = tmp_path / "c"  # and to one that sorts last
-    _versions(third, 2)
+    # To a base path that sorts last, holding the same version number: that version is
+    # loaded again from its new folder, not kept from the old one.
+    third = tmp_path / "c"
+    _versions(third, 5)
     manager.reload_config(_model_config(third))
-    assert manager.available() == {"m": [2]}
+    assert manager.available() == {"m": [5]}
+    assert manager.resolve("m").path == third / "5"
     assert moved.versions[5].state == END and moved.versions[5].servable is None
     moved = manager._models["m"]
     manager.reload_config(model_server_config_pb2.ModelServerConfig(
         model_config_list=model_server_config_pb2.ModelConfigList()))
     assert manager.available() == {}
-    assert moved.versions[2].state == END and moved.versions[2].servable is None
+    assert moved.versions[5].state == END and moved.versions[5].servable is None
 
 
 def test_a_version_folder_is_loaded_from_its_own_name(tmp_path, fake_loads):
