@@ -11,6 +11,7 @@ from soundstorm.protos import model_contract_pb2
 from soundstorm.runtime.client import (Client, ClientError, VoicePrompt, parse_transcript, read_audio,
                             write_audio)
 from soundstorm.runtime.client import backends
+from soundstorm.runtime.frontend import load_vocabulary
 from soundstorm.runtime.serving.server import ModelServer, ServerOptions, single_model_config
 from soundstorm.apps.cli.main import main
 from tests.conftest import OTHER_SPEECH_TEXT, SPEECH_TEXT
@@ -639,10 +640,25 @@ class _RecordingBackend:
 
 
 class _FakeCodec:
+    """4 samples per frame: a frame's audio is its first level's token, repeated; encoding
+    gives 50 frames per second of 16 kHz audio (320 samples each)."""
     samples_per_frame = 4
 
     def stream_decoder(self):
-        return lambda tokens: np.repeat(tokens[:, 0].astype(np.float32), 4)
+        return self.decode
+
+    def decode(self, tokens):
+        return np.repeat(tokens[:, 0].astype(np.float32), 4)
+
+    def encode(self, waveform, sample_rate):
+        return np.arange(len(waveform) // 320 * 3, dtype=np.int32).reshape(-1, 3) % 256
+
+
+def _fake_client(backend=None) -> Client:
+    client = Client.__new__(Client)
+    client._init(backend or _RecordingBackend(), None)
+    client._codec = _FakeCodec()
+    return client
 
 
 def test_each_window_is_prompted_with_the_tail_of_the_previous_window():
@@ -704,3 +720,69 @@ def test_write_audio_refuses_a_format_it_cannot_write_and_leaves_nothing(tmp_pat
         write_audio(tmp_path / name, np.zeros(160, np.float32), 16_000)
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_batch_sends_what_fits_one_call_together_and_windows_the_rest():
+    """synthesize_batch: items whose prompt and target fit max_frames (64 here) go in one
+    call; a longer one is generated in windows like synthesize; no request exceeds max_frames."""
+    backend = _RecordingBackend()
+    client = _fake_client(backend)
+    voice = VoicePrompt(tokens=np.ones((20, 3), np.int32), semantic=np.ones(10, np.int32))
+    short, long = np.arange(10, dtype=np.int32), np.arange(60, dtype=np.int32)
+    short_out, long_out = client.synthesize_batch([(short, voice), (long, voice)], seed=3)
+    assert [r["seeds"].tolist() for r in backend.requests] == [[3], [4], [5], [6]]
+    assert all(r["lengths"].max() <= 64 for r in backend.requests)
+    assert (short_out.windows, long_out.windows) == (1, 3)
+    assert (short_out.tokens.shape[0], long_out.tokens.shape[0]) == (20, 120)
+
+
+def test_semantic_tokens_lie_in_the_vocabulary_and_the_unknown_id():
+    """Ids 0 to contract.semantic.unknown_id (99 here) inclusive, 1-D, integers, not empty."""
+    client = _fake_client()
+    voice = VoicePrompt(tokens=np.ones((20, 3), np.int32), semantic=np.ones(10, np.int32))
+    assert client.synthesize(semantic_tokens=np.array([0, 99, 5]), voice=voice).tokens.shape \
+        == (6, 3)
+    for tokens, message in (([100], r"must lie in \[0, 99\]"), ([-1], r"must lie in \[0, 99\]"),
+                            ([[1, 2]], "non-empty 1-D integer array, got int64 \\[1, 2\\]"),
+                            ([], "non-empty 1-D"), ([1.0], "non-empty 1-D integer")):
+        with pytest.raises(ClientError, match=message) as caught:
+            client.synthesize(semantic_tokens=np.array(tokens), voice=voice)
+        assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_transcribed_voice_prompt_has_one_semantic_token_per_frames_per_token():
+    """The transcript's semantic tokens are cut to the prompt's frames: P frames, P / 2 tokens
+    at 2 frames per token (the tail of both, aligned)."""
+    client = _fake_client()
+    client.contract.semantic.vocabulary = "espeak-phonemes-v1"
+    client.contract.semantic.unknown_id = load_vocabulary("v1").size
+    voice = client.voice_prompt(np.zeros(3 * 16_000, np.float32), sample_rate=16_000,
+                                transcript="Hello there, how are you today?")
+    assert voice.tokens.shape == (20, 3) and voice.semantic.shape == (10,)
+    no_text = client.voice_prompt(np.zeros(3 * 16_000, np.float32), sample_rate=16_000)
+    assert no_text.semantic.shape == (10,)
+
+
+def test_timings_add_up_to_no_more_than_the_call(client, voice):
+    """Each part of Timings is time actually spent in this call: none negative, together no
+    more than the call's wall time, first calls part of the model's time."""
+    for run in (lambda: client.synthesize("Hello there.", voice).timings,
+                lambda: _fake_client().synthesize(semantic_tokens=np.arange(10), voice=VoicePrompt(
+                    tokens=np.ones((20, 3), np.int32), semantic=np.ones(10, np.int32))).timings):
+        started = time.perf_counter()
+        timings = run()
+        wall = time.perf_counter() - started
+        parts = (timings.frontend_s, timings.model_s, timings.codec_s, timings.first_calls_s)
+        assert min(parts) >= 0 and sum(parts[:3]) <= wall, (parts, wall)
+        assert timings.first_calls_s <= timings.model_s
+
+
+def test_a_short_stereo_waveform_is_measured_in_samples_not_channels(client):
+    """A waveform array [samples, channels] too short for a voice: the error gives its
+    length in seconds from its samples."""
+    from soundstorm.runtime.client.client import MIN_PROMPT_SECONDS
+    budget_s = client.max_prompt_frames / client.frame_rate_hz
+    needed_s = min(budget_s, MIN_PROMPT_SECONDS)
+    samples = round(needed_s * 16_000) - 160
+    with pytest.raises(ClientError, match=f"too short to use: {samples / 16_000:.2f} s of audio"):
+        client.voice_prompt(np.zeros((samples, 2), np.float32), sample_rate=16_000)

@@ -311,6 +311,13 @@ EQUIVALENT_MUTANTS = (
        "how long stop() waits for a poll in flight before it returns anyway: only a poll "
        "of 9 to 11 s at shutdown tells these bounds apart")
       for bound in (9, 11)),
+    *(("runtime/client/client.py", line, line.replace("float | None", "float & None"),
+       "an annotation: with `from __future__ import annotations` it is never evaluated")
+      for line in ("semantic_tokens=None, seed: int = 0, temperature: float | None = None,",)),
+    ("runtime/client/client.py", "history_semantic = np.zeros(0, np.int32)",
+     "history_semantic = np.zeros( 1, np.int32)",
+     "only the history's tail is read, at most the frames generated after it (tail <= "
+     "len(history) - 1 tokens), so a leading extra token is never reached"),
     ("runtime/client/backends.py", "connect_seconds: float | None = None):",
      "connect_seconds: float & None = None):",
      "an annotation: with `from __future__ import annotations` it is never evaluated"),
