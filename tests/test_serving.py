@@ -673,9 +673,37 @@ def test_a_poll_interval_of_0_never_polls_again(tmp_path, fake_loads):
     _versions(base, 2)
     time.sleep(0.3)
     assert manager._thread is None and manager.available() == {"m": [1]}
+    manager.start_polling(-1)  # negative: no polling either (TF reserves it for its tests)
+    assert manager._thread is None
+    ModelManager(_model_config(base), log=lambda message: None).stop()  # no poller to stop
     manager.start_polling(0.05)
     _wait(lambda: manager.available() == {"m": [2]})
     manager.stop()
+    assert not manager._thread.is_alive()  # stop() ends the poller before it returns
+
+
+def test_the_poller_keeps_polling_after_a_pass_that_failed(tmp_path, fake_loads):
+    """One pass that raises (a base path unreadable for a moment) is logged, and the next
+    pass runs: the poller never dies of it."""
+    from soundstorm.runtime.serving.manager import ModelManager
+    base = tmp_path / "m"
+    _versions(base, 1)
+    lines = []
+    manager = ModelManager(_model_config(base), log=lines.append)
+    poll, passes = manager.poll, []
+
+    def failing_once():
+        passes.append(1)
+        if len(passes) == 1:
+            raise OSError("base path unreadable")
+        poll()
+    manager.poll = failing_once
+    manager.start_polling(0.05)
+    try:
+        _wait(lambda: manager.available() == {"m": [1]}, seconds=10)
+    finally:
+        manager.stop()
+    assert "poll failed: base path unreadable" in lines
 
 
 def test_a_failed_version_whose_folder_comes_back_fixed_is_loaded(tmp_path, fake_loads):
