@@ -207,8 +207,7 @@ class ModelManager:
             record.state, record.servable = State.END, None
 
     def start_polling(self, interval_seconds: float) -> None:
-        """Polls every `interval_seconds` in a background thread (0 or less: never again, as
-        --file_system_poll_wait_seconds; TF Serving reserves a negative one for its tests)."""
+        """Polls every `interval_seconds` in a background thread (0: never again)."""
         if interval_seconds <= 0:
             return
 
