@@ -875,6 +875,7 @@ def test_a_version_that_fails_to_load_leaves_the_last_good_one_serving(tmp_path,
     assert error.error_code == grpc.StatusCode.UNKNOWN.value[0]
     assert error.error_message == "ValueError: version 2 is corrupt"
     assert manager.status("m", 1)[0].status.error_code == 0
+    assert [s.version for s in manager.status("m", 2)] == [2]  # that version only
     manager.poll()
     manager.poll()
     # Tried once and retried max_num_load_retries (5) times in its first poll, never again
@@ -885,6 +886,20 @@ def test_a_version_that_fails_to_load_leaves_the_last_good_one_serving(tmp_path,
     manager.poll()
     assert _states(manager) == {1: END, 2: END, 3: AVAILABLE}
     assert manager.resolve("m").version == 3
+
+
+def test_load_retries_wait_the_configured_interval(tmp_path, fake_loads):
+    """--load_retry_interval_micros between tries (util/retrier.cc sleeps it before each
+    retry): 3 retries 0.2 s apart take about 0.6 s."""
+    from soundstorm.runtime.serving.manager import ModelManager
+    base = tmp_path / "m"
+    _versions(base, 1, corrupt=(1,))
+    manager = ModelManager(_model_config(base), log=lambda message: None,
+                           load_retry_interval_s=0.2, max_num_load_retries=3)
+    started = time.monotonic()
+    manager.poll()
+    elapsed = time.monotonic() - started
+    assert fake_loads == [1] * 4 and 0.55 < elapsed < 2.5, elapsed
 
 
 def test_a_version_whose_folder_goes_away_is_not_retried(tmp_path, fake_loads, monkeypatch):

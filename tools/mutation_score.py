@@ -301,11 +301,18 @@ EQUIVALENT_MUTANTS = (
            "if any(entry.versions.get(v) and entry.versions[v].state <= State.AVAILABLE"),
           ("if version not in aspired and record.state == State.AVAILABLE:",
            "if version not in aspired and record.state <= State.AVAILABLE:"))),
-    ("runtime/serving/manager.py",
-     "if r.state == State.END and r.error and v not in on_disk]:",
-     "if r.state <= State.END and r.error and v not in on_disk]:",
-     "only an END record keeps an error: loads run to their end inside a poll (no record is "
-     "LOADING between polls) and a load that succeeds clears its error"),
+    *(("runtime/serving/manager.py", before, after,
+       "only an END record keeps an error: loads run to their end inside a poll (no record is "
+       "LOADING between polls) and a load that succeeds clears its error")
+      for before, after in (
+          ("if r.state == State.END and r.error and v not in on_disk]:",
+           "if r.state <= State.END and r.error and v not in on_disk]:"),
+          ("failed = {v for v, r in entry.versions.items() if r.state == State.END and r.error}",
+           "failed = {v for v, r in entry.versions.items() if r.state <= State.END and r.error}"))),
+    ("runtime/serving/manager.py", "if r.state == State.AVAILABLE}):",
+     "if r.state <= State.AVAILABLE}):",
+     "loads are synchronous in the polling thread, so between them no record is START or "
+     "LOADING, the only states below AVAILABLE"),
     *(("runtime/serving/manager.py", "self._thread.join(timeout=10)",
        f"self._thread.join(timeout= {bound})",
        "how long stop() waits for a poll in flight before it returns anyway: only a poll "
