@@ -179,6 +179,7 @@ def test_bad_inputs_are_clear_errors(client, voice, voice_file, tmp_path):
              "sample_rate must be an int number of Hz, got float"),
             (lambda: client.synthesize_batch("Hi."), "items must be a list of"),
             (lambda: client.synthesize_batch([("Hi.",)]), r"items\[0\] must be a \(text"),
+            (lambda: client.synthesize_batch([("Hi.", voice, 5)]), r"items\[0\] must be a \(text"),
             (lambda: client.dialogue(None, {"A": voice}), "transcript must be a str"),
             (lambda: client.dialogue("A: Hi.", [voice]), "voices must be a dict"),
             (lambda: Client(5), "target must be a str 'HOST:PORT', got int"),

@@ -321,6 +321,24 @@ EQUIVALENT_MUTANTS = (
     *(("runtime/client/client.py", line, line.replace("float | None", "float & None"),
        "an annotation: with `from __future__ import annotations` it is never evaluated")
       for line in ("semantic_tokens=None, seed: int = 0, temperature: float | None = None,",)),
+    *(("runtime/client/client.py", before, after,
+       "an annotation: with `from __future__ import annotations` it is never evaluated")
+      for before, after in (
+          ("prompt_seconds: float | None = None) -> VoicePrompt:",
+           "prompt_seconds: float & None = None) -> VoicePrompt:"),
+          ("def embedded(cls, model_dir: str | Path, *, codec_dir: str | Path | None = None",
+           "def embedded(cls, model_dir: str | Path, *, codec_dir: str & Path | None = None"),
+          ("def embedded(cls, model_dir: str | Path, *, codec_dir: str | Path | None = None",
+           "def embedded(cls, model_dir: str & Path, *, codec_dir: str | Path | None = None"),
+          ("choice_temperature: float | None = None) -> list[Synthesis]:",
+           "choice_temperature: float & None = None) -> list[Synthesis]:"),
+          ("def synthesize(self, text: str | None = None, voice: VoicePrompt | None = None, *,",
+           "def synthesize(self, text: str | None = None, voice: VoicePrompt & None = None, *,"),
+          ("def _check_voice(self, voice: VoicePrompt | None) -> VoicePrompt:",
+           "def _check_voice(self, voice: VoicePrompt & None) -> VoicePrompt:"))),
+    ("runtime/client/client.py", "temperature, choice_temperature, timings)[0]",
+     "temperature, choice_temperature, timings)[ -1]",
+     "a window is one plan, so _generate returns one result: its first is its last"),
     ("runtime/client/client.py", "history_semantic = np.zeros(0, np.int32)",
      "history_semantic = np.zeros( 1, np.int32)",
      "only the history's tail is read, at most the frames generated after it (tail <= "
