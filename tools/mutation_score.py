@@ -273,6 +273,9 @@ EQUIVALENT_MUTANTS = (
      '**({"retryPolicy": policy} if retries > 0 else {})}]})',
      '**({"retryPolicy": policy} if retries != 0 else {})}]})',
      "its one caller has checked retries to lie in [0, 4]: != 0 is > 0"),
+    ("runtime/client/backends.py", "connect_seconds: float | None = None):",
+     "connect_seconds: float & None = None):",
+     "an annotation: with `from __future__ import annotations` it is never evaluated"),
     ("runtime/client/backends.py",
      "retries: int = DEFAULT_RETRIES, root_certificates: bytes | None = None,",
      "retries: int = DEFAULT_RETRIES, root_certificates: bytes & None = None,",
@@ -318,12 +321,11 @@ EQUIVALENT_MUTANTS = (
        "how long stop() waits for a poll in flight before it returns anyway: only a poll "
        "of 9 to 11 s at shutdown tells these bounds apart")
       for bound in (9, 11)),
-    *(("runtime/client/client.py", line, line.replace("float | None", "float & None"),
-       "an annotation: with `from __future__ import annotations` it is never evaluated")
-      for line in ("semantic_tokens=None, seed: int = 0, temperature: float | None = None,",)),
     *(("runtime/client/client.py", before, after,
        "an annotation: with `from __future__ import annotations` it is never evaluated")
       for before, after in (
+          ("semantic_tokens=None, seed: int = 0, temperature: float | None = None,",
+           "semantic_tokens=None, seed: int = 0, temperature: float & None = None,"),
           ("prompt_seconds: float | None = None) -> VoicePrompt:",
            "prompt_seconds: float & None = None) -> VoicePrompt:"),
           ("def embedded(cls, model_dir: str | Path, *, codec_dir: str | Path | None = None",
@@ -343,9 +345,6 @@ EQUIVALENT_MUTANTS = (
      "history_semantic = np.zeros( 1, np.int32)",
      "only the history's tail is read, at most the frames generated after it (tail <= "
      "len(history) - 1 tokens), so a leading extra token is never reached"),
-    ("runtime/client/backends.py", "connect_seconds: float | None = None):",
-     "connect_seconds: float & None = None):",
-     "an annotation: with `from __future__ import annotations` it is never evaluated"),
     ("runtime/serving/manager.py",
      "if self._stop.wait(max(self.load_retry_interval_s, 0)) or not path.is_dir():",
      "if self._stop.wait(max(self.load_retry_interval_s, -1)) or not path.is_dir():",
