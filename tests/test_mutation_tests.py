@@ -167,3 +167,49 @@ def test_retesting_forgets_the_unexplained_survivors_and_keeps_the_equivalent_on
     rows = mutation_score.results(session)
     assert mutation_score.counts(rows, 4, source) == {
         "mutants": 4, "run": 2, "killed": 1, "survived": 0, "equivalent": 1, "score": 1.0}
+
+
+def _session(path, specs, results=()):
+    """A cosmic-ray session database's three tables, as much of them as the tool reads."""
+    import sqlite3
+    with sqlite3.connect(path) as db:
+        db.execute("create table work_items (job_id text primary key)")
+        db.execute("create table mutation_specs (module_path text, operator_name text, "
+                   "occurrence integer, start_pos_row integer, job_id text primary key)")
+        db.execute("create table work_results (worker_outcome text, output text, "
+                   "test_outcome text, diff text, job_id text primary key)")
+        db.executemany("insert into work_items values (?)", [(job,) for job, *_ in specs])
+        db.executemany("insert into mutation_specs values ('m.py', ?, ?, ?, ?)",
+                       [(operator, occurrence, line, job) for job, operator, occurrence, line
+                        in specs])
+        db.executemany("insert into work_results values (?, '', ?, ?, ?)", results)
+
+
+def test_recorded_outcomes_carry_a_run_over_to_a_new_session_of_the_same_source(tmp_path):
+    import sqlite3
+    # Job ids are random per session; operator and occurrence name the same mutant.
+    first = [("a1", "core/NumberReplacer", 0, 3), ("a2", "core/NumberReplacer", 1, 3),
+             ("a3", "core/AddNot", 0, 7), ("a4", "core/AddNot", 1, 9)]
+    second = [("b" + job[1:], *rest) for job, *rest in first]
+    old = tmp_path / "old.sqlite"
+    _session(old, first, [("NORMAL", "KILLED", "diff 1", "a1"),
+                          ("NORMAL", "SURVIVED", "diff 3", "a3"),
+                          ("SKIPPED", None, None, "a4")])
+    outcomes = tmp_path / "outcomes" / "m.json"
+    assert mutation_score.save_outcomes(old, outcomes, "m.py", "digest") == 2  # not the skipped
+
+    new = tmp_path / "new.sqlite"
+    _session(new, second, [("SKIPPED", None, None, "b4")])
+    assert mutation_score.restore_outcomes(new, outcomes, "digest") == 2
+    with sqlite3.connect(new) as db:
+        rows = sorted(db.execute("select job_id, worker_outcome, test_outcome, diff "
+                                 "from work_results"))
+    assert rows == [("b1", "NORMAL", "KILLED", "diff 1"), ("b3", "NORMAL", "SURVIVED", "diff 3"),
+                    ("b4", "SKIPPED", None, None)]  # b2 is left to run
+    # Entered once: a second restore finds them finished.
+    assert mutation_score.restore_outcomes(new, outcomes, "digest") == 0
+
+    changed = tmp_path / "changed.sqlite"
+    _session(changed, second)
+    assert mutation_score.restore_outcomes(changed, outcomes, "another digest") == 0
+    assert mutation_score.restore_outcomes(changed, tmp_path / "missing.json", "digest") == 0

@@ -7,9 +7,15 @@ small change at a time (an operator, a comparison, a number, a condition), runs
 that module's tests and records whether they failed (killed) or passed
 (survived). Which tests run is chosen per mutant from a coverage map recorded
 first (tools/mutation_tests.py): only the tests that execute the mutated
-function, or none when no test does (the mutant survives without a run). It works on a fresh copy of the working tree in WORK (default
-.mutation/, which git ignores), so the checkout is never left mutated; sessions
-live in WORK/<module>.sqlite, so an interrupted run resumes where it stopped.
+function, or none when no test does (the mutant survives without a run). It
+works on a fresh copy of the working tree in WORK (default .mutation/, which git
+ignores), so the checkout is never left mutated; sessions live in
+WORK/<module>.sqlite, so an interrupted run resumes where it stopped.
+Each mutant's outcome is also kept in the checkout, in
+tools/mutation_outcomes/<module>.json (written every 30 s while a run goes on):
+a module's run takes hours, and WORK is lost with the machine, so a new
+session of an unchanged module starts from the outcomes recorded there and
+runs only the mutants not yet run.
 Prints killed / survived / equivalent per module, and writes the table to
 OUT/scores.json and every survivor's diff to OUT/<module>-survivors.md
 (OUT defaults to reports/mutation).
@@ -32,9 +38,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# Tracked by git, unlike WORK: the outcomes outlive the machine that ran them.
+OUTCOMES = ROOT / "tools" / "mutation_outcomes"
 
 
 def venv_tool(name: str) -> str:
@@ -532,17 +541,69 @@ def counts(rows: list[dict], total: int, source: str) -> dict:
             "score": killed / scored if scored else float("nan")}
 
 
-def _progress(session: Path, total: int, stop: threading.Event, name: str) -> None:
+def save_outcomes(session: Path, path: Path, source: str, digest: str) -> int:
+    """Writes the session's finished mutants to `path` (JSON), each under its cosmic-ray
+    operator and occurrence, which name the same mutant in any session of the same source
+    (`digest`, its SHA-256). Returns how many were written."""
+    with sqlite3.connect(session) as db:
+        rows = db.execute(
+            "select s.operator_name, s.occurrence, s.start_pos_row, r.worker_outcome, "
+            "r.test_outcome, r.diff from work_results r join mutation_specs s "
+            "on s.job_id = r.job_id where lower(r.worker_outcome) != 'skipped' "
+            "order by s.start_pos_row, s.operator_name, s.occurrence").fetchall()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip() or None
+    record = {"source": source, "sha256": digest, "tests_commit": head, "outcomes": [
+        {"operator": operator, "occurrence": occurrence, "line": line,
+         "worker_outcome": worker, "test_outcome": test, "diff": diff}
+        for operator, occurrence, line, worker, test, diff in rows]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".json.partial")
+    partial.write_text(json.dumps(record, indent=1) + "\n")
+    partial.replace(path)  # whole or not at all, even if the run is killed mid-write
+    return len(rows)
+
+
+def restore_outcomes(session: Path, path: Path, digest: str) -> int:
+    """Enters the outcomes recorded in `path` into the session for every mutant it has not
+    run, so that `exec` runs only the others; nothing when `path` is missing or was recorded
+    for another version of the source (`digest`). Returns how many were entered."""
+    if not path.exists():
+        return 0
+    record = json.loads(path.read_text())
+    if record.get("sha256") != digest:
+        print(f"mutation_score: {path.name} was recorded for another version of "
+              f"{record.get('source')}: not used", flush=True)
+        return 0
+    recorded = {(row["operator"], row["occurrence"]): row for row in record["outcomes"]}
+    with sqlite3.connect(session) as db:
+        finished = {job for (job,) in db.execute("select job_id from work_results")}
+        specs = db.execute("select job_id, operator_name, occurrence from mutation_specs")
+        entered = [(row["worker_outcome"], None, row["test_outcome"], row["diff"], job)
+                   for job, operator, occurrence in specs.fetchall()
+                   if job not in finished and (row := recorded.get((operator, occurrence)))]
+        db.executemany("insert into work_results (worker_outcome, output, test_outcome, diff, "
+                       "job_id) values (?, ?, ?, ?, ?)", entered)
+    return len(entered)
+
+
+def _progress(session: Path, total: int, stop: threading.Event, name: str,
+              save: Callable[[], int]) -> None:
     while not stop.wait(30):
         with sqlite3.connect(session) as db:
             done = db.execute("select count(*) from work_results "
                               "where lower(worker_outcome) != 'skipped'").fetchone()[0]
+        save()
         print(f"  {name}: {done}/{total} mutants run", flush=True)
 
 
-def run_target(name: str, target: Target, work: Path, out: Path, tree: Path, env: dict) -> dict:
+def run_target(name: str, target: Target, work: Path, out: Path, tree: Path, env: dict, *,
+               outcomes: Path | None, retest_survivors: bool = False) -> dict:
+    """Runs the module's mutants not yet run and returns its counts. `outcomes`: the JSON
+    file that a new session starts from and that the run keeps up to date (None: neither)."""
     slug = name.replace("-", "_")
     config, session = work / f"{slug}.toml", work / f"{slug}.sqlite"
+    digest = hashlib.sha256((tree / target.source).read_bytes()).hexdigest()
     test_map = work / f"{slug}.tests.json"
     cosmic_ray = venv_tool("cosmic-ray")
     if target.fixtures_reusable:
@@ -564,12 +625,22 @@ def run_target(name: str, target: Target, work: Path, out: Path, tree: Path, env
                        env=env)
         subprocess.run([venv_tool("cr-filter-operators"), str(session), str(config)], cwd=tree,
                        check=True, env=env)
+        if outcomes is not None:
+            restored = restore_outcomes(session, outcomes, digest)
+            print(f"{name}: {restored} outcomes taken from {outcomes}", flush=True)
+    if retest_survivors:
+        print(f"{name}: {forget_survivors(session, target.source)} survivors to try again",
+              flush=True)
+
+    def save() -> int:
+        return save_outcomes(session, outcomes, target.source, digest) if outcomes else 0
     with sqlite3.connect(session) as db:
         total = db.execute("select count(*) from work_items").fetchone()[0]
         total -= db.execute("select count(*) from work_results "
                             "where lower(worker_outcome) = 'skipped'").fetchone()[0]
     stop = threading.Event()
-    watcher = threading.Thread(target=_progress, args=(session, total, stop, name), daemon=True)
+    watcher = threading.Thread(target=_progress, args=(session, total, stop, name, save),
+                               daemon=True)
     watcher.start()
     started = time.perf_counter()
     try:
@@ -577,6 +648,8 @@ def run_target(name: str, target: Target, work: Path, out: Path, tree: Path, env
                        env=env)
     finally:
         stop.set()
+        watcher.join()
+        save()
     rows = [row for row in results(session)
             if str(row.get("worker_outcome")).lower() != "skipped"]
     with (out / f"{slug}-survivors.md").open("w") as report:
@@ -642,8 +715,6 @@ def main(argv=None) -> int:
             raise SystemExit(f"mutation_score: {TARGETS[name].source} changed since its session "
                              "began, so its mutants no longer fit: run again with --fresh")
         stamp.write_text(digest)
-        if args.retest_survivors and session.exists():
-            print(f"{name}: {forget_survivors(session, TARGETS[name].source)} survivors to try again", flush=True)
     # The tests import the copy (the working directory comes first on sys.path), and
     # JAX reuses compiled programs that a mutant did not change.
     # The tree copy sits under .mutation/, where the codec's default folder (../shared beside
@@ -663,7 +734,12 @@ def main(argv=None) -> int:
             raise SystemExit(f"mutation_score: {name}'s tests {missing} are not in the tree; "
                              "name the tests that were with --tests")
         print(f"{name}: mutating {target.source}", flush=True)
-        table[name] = run_target(name, target, work, out, tree, env)
+        # A commit's tests (--revision) are not the checkout's: their outcomes are not kept.
+        outcomes = None if args.revision is not None else OUTCOMES / f"{name.replace('-', '_')}.json"
+        if args.fresh and outcomes is not None:
+            outcomes.unlink(missing_ok=True)
+        table[name] = run_target(name, target, work, out, tree, env, outcomes=outcomes,
+                                 retest_survivors=args.retest_survivors)
     print(f"\n{'module':<20} {'mutants':>7} {'killed':>6} {'survived':>8} {'equivalent':>10} "
           f"{'score':>6} {'target':>6} {'minutes':>7}")
     for name, row in table.items():
