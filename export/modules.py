@@ -17,6 +17,9 @@ class XlaModule:
     platforms: tuple[str, ...]
     module_bytes: int        # size of the serialized StableHLO
     alias: str = ""          # its SaveOptions.function_aliases name, if any (e.g. "tpu_func")
+    # Its function compiled by XLA as a whole (tf.function(jit_compile=True) sets the
+    # function's `_XlaMustCompile` attribute), as jax2tf asks of a native-serialized module.
+    must_compile: bool = False
 
 
 def _modules_in(library, aliases=None, with_bytes=False) -> list:
@@ -30,7 +33,9 @@ def _modules_in(library, aliases=None, with_bytes=False) -> list:
                     function=function.signature.name, version=attrs["version"].i,
                     platforms=tuple(p.decode().lower() for p in attrs["platforms"].list.s),
                     module_bytes=len(attrs["module"].s),
-                    alias=aliases.get(function.signature.name, ""))
+                    alias=aliases.get(function.signature.name, ""),
+                    must_compile=("_XlaMustCompile" in function.attr
+                                  and function.attr["_XlaMustCompile"].b))
                 found.append((module, attrs["module"].s) if with_bytes else module)
     return found
 

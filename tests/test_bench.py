@@ -61,6 +61,13 @@ def test_savedmodel_and_jax_decode_the_same_tokens(bench):
     assert row["jax_s"] > 0 and row["savedmodel_s"] > 0
 
 
+def test_the_heap_settings_decode_the_same_tokens_each_in_a_process_of_its_own(bench):
+    (row,) = bench[0]["heap"].values
+    assert row["tokens_equal"] is True
+    assert row["default_s"] > 0 and row["retained_s"] > 0
+    assert row["default_faults"] >= 0 and row["retained_faults"] >= 0
+
+
 def test_autoregressive_makes_one_pass_per_generated_token(bench, speech_model):
     (row,) = bench[0]["autoregressive"].values
     # 1.2 s total, 0.4 s prompt, at 50 frames/s: 40 generated frames x every level.

@@ -123,6 +123,7 @@ def test_every_module_is_lowered_for_cpu_cuda_and_tpu(exported):
     assert [m.alias for m in modules].count("tpu_func") == 2
     for module in modules:
         assert module.platforms == ("cpu", "cuda", "tpu")
+        assert module.must_compile  # jit_compile, as jax2tf asks (shared notes)
         assert module.version == contract.export_info.calling_convention_version >= 9
         assert module.module_bytes > 1000
 

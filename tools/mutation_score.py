@@ -456,6 +456,15 @@ EQUIVALENT_MUTANTS = (
      "timeout = self.options.batch_timeout_micros / 1e6",
      "timeout = self.options.batch_timeout_micros / 1000001.0",
      "one part in a million of a batch timeout, below the scheduler's 50 ms waiting steps"),
+    ("export/signatures.py",
+     "@tf.function(autograph=False, input_signature=_generate_specs(config, None, None))",
+     "@tf.function(autograph=True, input_signature=_generate_specs(config, None, None))",
+     "the body has no Python control flow on tensors (it traces with autograph off), so "
+     "autograph converts nothing and the graph is the same"),
+    ("export/signatures.py",
+     "batch = tf.shape(probe)[0:1]",
+     "batch = tf.shape(probe)[0: 2]",
+     "probe is rank 1 (its input signature), so its shape has one element: [0:2] is [0:1]"),
 )
 
 

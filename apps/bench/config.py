@@ -6,8 +6,8 @@ import dataclasses
 
 from soundstorm.validation import InputError
 
-SECTIONS = ("end_to_end", "savedmodel_vs_jax", "compute_dtype", "autoregressive", "peer", "grpc",
-            "batching")
+SECTIONS = ("end_to_end", "savedmodel_vs_jax", "compute_dtype", "heap", "autoregressive", "peer",
+            "grpc", "batching")
 # TF Serving-style batching for the throughput section (serving_configs/batching_parameters.txt
 # in spirit: batch up to 16, short timeout, padded variable-length inputs).
 BATCHING = dict(max_batch_size=16, batch_timeout_micros=20_000,

@@ -9,6 +9,8 @@ Sections (each a table; medians of `repeats` timed calls after an untimed one):
   analysis of the forward pass x passes) against the measured matmul peak;
 - compute_dtype: bfloat16 against float32 compute (JAX, same parameters): time and
   generated tokens that agree;
+- heap: the JAX decode with glibc's malloc settings against freed memory retained
+  (apps/heap.py), each in a fresh process: time and page faults;
 - autoregressive: our decoder against an autoregressive one of the same size
   (soundstorm/autoregressive.py): forward passes and wall time as ratios;
 - peer: lucidrains' soundstorm-pytorch at the same shape and schedule;
@@ -32,6 +34,7 @@ import numpy as np
 from soundstorm.apps.bench.measure import (alternating_medians, concurrent_throughput, decode_flops,
                                       machine, matmul_peak_flops, median_seconds)
 from soundstorm.apps.bench.config import BATCHING, SECTIONS, VOICE_SPEAKER, VOICE_TEXT, BenchConfig
+from soundstorm.apps.heap import freed_memory_retained
 
 @dataclasses.dataclass
 class Table:
@@ -51,6 +54,19 @@ class Table:
                       "|" + "---|" * len(self.columns)]
             lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         return "\n".join(lines) + "\n"
+
+
+def jax_decoder(config, params, request: dict[str, np.ndarray],
+                schedule: tuple[int, ...]) -> Callable[[], np.ndarray]:
+    """A call of jitted `decode` on a serving_default request (`_Context.request`); returns
+    the acoustic tokens [B, T, Q] int32."""
+    import jax
+    from soundstorm.export.signatures import GENERATE_INPUTS
+    from soundstorm.decoding import DecodingConfig, check_decode_inputs, decode
+    checked = check_decode_inputs(config, *(request[k] for k in GENERATE_INPUTS))
+    decoding = DecodingConfig(level_schedule=tuple(schedule))
+    return lambda: np.asarray(jax.block_until_ready(
+        decode(params, *checked, config=config, decoding=decoding)))
 
 
 class _Context:
@@ -91,16 +107,9 @@ class _Context:
 
     def run_jax(self, seconds: float, compute_dtype: str | None = None) -> Callable[[], np.ndarray]:
         """Jitted `decode` of the request of `seconds`, in the model's compute dtype or this one."""
-        import jax
-        from soundstorm.export.signatures import GENERATE_INPUTS
-        from soundstorm.decoding import DecodingConfig, check_decode_inputs, decode
         config = self.model_config.replace(compute_dtype=compute_dtype or
                                            self.model_config.compute_dtype)
-        inputs = self.request(seconds)
-        checked = check_decode_inputs(config, *(inputs[k] for k in GENERATE_INPUTS))
-        decoding = DecodingConfig(level_schedule=self.schedule)
-        return lambda: np.asarray(jax.block_until_ready(
-            decode(self.params, *checked, config=config, decoding=decoding)))
+        return jax_decoder(config, self.params, self.request(seconds), self.schedule)
 
     def jax_time(self, seconds: float) -> float:
         if seconds not in self.jax_seconds:
@@ -253,6 +262,33 @@ def autoregressive(ctx: _Context) -> Table:
     return table
 
 
+def heap(ctx: _Context) -> Table:
+    from soundstorm.apps.bench.heap_timing import compare_heap_settings
+    from soundstorm.apps.heap import malloc_tuned_by_environment
+    table = Table("heap", "JAX decode: glibc's heap settings against freed memory retained",
+                  ["total s", "glibc s", "retained s", "glibc / retained", "page faults glibc",
+                   "page faults retained", "tokens equal"],
+                  note="apps/heap.py: `decode` in two fresh processes, one with glibc's own "
+                       "malloc settings, one with every block served from the heap and freed "
+                       "memory kept (what the `soundstorm` command applies at start), timed "
+                       "alternately; minor page faults per decode. Batch 1, same request.")
+    if malloc_tuned_by_environment():
+        table.note = "skipped: this process's environment sets malloc's parameters"
+        return table
+    for seconds in ctx.bench.compare_seconds:
+        ctx.log(f"heap settings: {seconds:g} s")
+        figures = compare_heap_settings(ctx.version_dir, ctx.request(seconds), ctx.schedule,
+                                        ctx.bench.repeats)
+        table.rows.append([f"{seconds:g}", f"{figures['default_s']:.2f}",
+                           f"{figures['retained_s']:.2f}",
+                           f"{figures['default_s'] / figures['retained_s']:.2f}",
+                           f"{figures['default_faults']:,.0f}",
+                           f"{figures['retained_faults']:,.0f}",
+                           "yes" if figures["tokens_equal"] else "NO"])
+        table.values.append({"total_s": seconds, **figures})
+    return table
+
+
 def peer(ctx: _Context) -> Table:
     from soundstorm.apps.bench.peer import (PEER_VERSION, PeerMissing, build_peer, forward_passes,
                                        peer_generate)
@@ -360,7 +396,8 @@ def batching(ctx: _Context) -> Table:
 
 _RUNNERS = {"end_to_end": end_to_end, "savedmodel_vs_jax": savedmodel_vs_jax,
             "compute_dtype": compute_dtype,
-            "autoregressive": autoregressive, "peer": peer, "grpc": grpc, "batching": batching}
+            "heap": heap, "autoregressive": autoregressive, "peer": peer, "grpc": grpc,
+            "batching": batching}
 
 
 def run_bench(model_dir: Path, config: BenchConfig = BenchConfig(), voice=None,
@@ -370,10 +407,12 @@ def run_bench(model_dir: Path, config: BenchConfig = BenchConfig(), voice=None,
     `voice`: the voice prompt's audio file (default: an espeak-ng sentence).
     """
     ctx = _Context(model_dir, voice, config, log)
+    heap = ("freed memory retained (apps/heap.py)" if freed_memory_retained()
+            else "glibc's own malloc settings")
     header = (f"Machine: {machine()}. Model: {ctx.version_dir} "
               f"({ctx.model_config.num_layers} layers x {ctx.model_config.model_dim}, "
               f"{ctx.model_config.num_levels} levels, schedule {list(ctx.schedule)}). "
-              f"Medians of {config.repeats}.")
+              f"Medians of {config.repeats}. Heap of this process: {heap}.")
     log(header)
     tables = []
     try:

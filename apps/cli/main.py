@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 from soundstorm.apps.cli import codec, exporting, measuring, serving, speech, training
+from soundstorm.apps.heap import retain_freed_memory
 from soundstorm.apps.cli.exit_codes import BAD_INPUT, EPILOG, INTERRUPTED, exit_code_of
 from soundstorm.apps.cli.quiet import import_tensorflow_quietly, native_stderr_silenced
 from soundstorm.protos.status import StatusError
@@ -97,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["SOUNDSTORM_VERBOSE"] = "1"
     if args.command == "serve":  # its stderr is not silenced: TF's import lines would show
         import_tensorflow_quietly()
+    else:
+        # JAX's CPU runtime would otherwise map and unmap its large buffers on every decoding
+        # pass (apps/heap.py, `soundstorm bench --sections heap`). A server, long-running and on TensorFlow's
+        # own allocator, gives its memory back instead.
+        retain_freed_memory()
     try:
         # A server's operators want its libraries' lines; every other command prints its own.
         with native_stderr_silenced(enabled=not verbose and args.command != "serve"):
