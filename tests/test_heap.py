@@ -1,4 +1,4 @@
-"""apps/heap.py: freed memory kept in the heap, so a block allocated again is not faulted in again."""
+"""apps/heap.py: freed memory kept in the heap, so a block allocated again faults in nothing."""
 
 import subprocess
 import sys

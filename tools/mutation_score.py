@@ -456,15 +456,32 @@ EQUIVALENT_MUTANTS = (
      "timeout = self.options.batch_timeout_micros / 1e6",
      "timeout = self.options.batch_timeout_micros / 1000001.0",
      "one part in a million of a batch timeout, below the scheduler's 50 ms waiting steps"),
-    ("export/signatures.py",
-     "@tf.function(autograph=False, input_signature=_generate_specs(config, None, None))",
-     "@tf.function(autograph=True, input_signature=_generate_specs(config, None, None))",
-     "the body has no Python control flow on tensors (it traces with autograph off), so "
-     "autograph converts nothing and the graph is the same"),
-    ("export/signatures.py",
-     "batch = tf.shape(probe)[0:1]",
-     "batch = tf.shape(probe)[0: 2]",
-     "probe is rank 1 (its input signature), so its shape has one element: [0:2] is [0:1]"),
+    *(("export/signatures.py", f"@tf.function(autograph=False{rest}",
+       f"@tf.function(autograph=True{rest}",
+       "no signature function has Python control flow on tensors (each traces with autograph "
+       "off), so autograph converts nothing and the graph is the same")
+      for rest in (", input_signature=_generate_specs(config, None, None))",
+                   ", jit_compile=True, input_signature=compiled_specs)",
+                   ", jit_compile=True)", ", input_signature=[", ",")),
+    *(("export/signatures.py", "batch = tf.shape(probe)[0:1]",
+       f"batch = tf.shape(probe)[{bounds}]",
+       "probe is rank 1 (its input signature), so its shape has one element: [0:2] and [-1:1] "
+       "are [0:1]") for bounds in ("0:2", "-1:1")),
+    *(("export/signatures.py", before, after,
+       "an annotation: with `from __future__ import annotations` it is never evaluated")
+      for before, after in (
+          ("def generate_function(self, name: str, decoding: DecodingConfig, "
+           "bucket: int | None = None):",
+           "def generate_function(self, name: str, decoding: DecodingConfig, "
+           "bucket: int & None = None):"),
+          ("def _generate_specs(config: SoundStormConfig, frames: int | None, "
+           "prompt_frames: int | None):",
+           "def _generate_specs(config: SoundStormConfig, frames: int & None, "
+           "prompt_frames: int | None):"),
+          ("def _generate_specs(config: SoundStormConfig, frames: int | None, "
+           "prompt_frames: int | None):",
+           "def _generate_specs(config: SoundStormConfig, frames: int | None, "
+           "prompt_frames: int & None):"))),
 )
 
 
@@ -744,7 +761,8 @@ def main(argv=None) -> int:
                              "name the tests that were with --tests")
         print(f"{name}: mutating {target.source}", flush=True)
         # A commit's tests (--revision) are not the checkout's: their outcomes are not kept.
-        outcomes = None if args.revision is not None else OUTCOMES / f"{name.replace('-', '_')}.json"
+        slug = name.replace("-", "_")
+        outcomes = None if args.revision is not None else OUTCOMES / f"{slug}.json"
         if args.fresh and outcomes is not None:
             outcomes.unlink(missing_ok=True)
         table[name] = run_target(name, target, work, out, tree, env, outcomes=outcomes,

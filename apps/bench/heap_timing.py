@@ -2,10 +2,10 @@
 
 A process's heap cannot be put back as it was: once freed memory has been kept, the heap
 stays grown and a baseline taken in the same process faults in less than a fresh one (a 30 s
-decode of the reference model: 0.83 million page faults in a fresh process, 0.36-0.49 million
-in one whose settings mallopt had put back). So each setting gets a spawned process of its own, which loads the
-model and compiles once; the parent asks the two for one timed decode in turn, so that the
-machine's noise falls on both alike.
+decode of the reference model: 0.83 million page faults in a fresh process, 0.36-0.49
+million in one whose settings mallopt had put back). So each setting gets a spawned process
+of its own, which loads the model and compiles once; the parent asks the two for one timed
+decode in turn, so that the machine's noise falls on both alike.
 """
 
 from __future__ import annotations

@@ -99,9 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":  # its stderr is not silenced: TF's import lines would show
         import_tensorflow_quietly()
     else:
-        # JAX's CPU runtime would otherwise map and unmap its large buffers on every decoding
-        # pass (apps/heap.py, `soundstorm bench --sections heap`). A server, long-running and on TensorFlow's
-        # own allocator, gives its memory back instead.
+        # JAX's CPU runtime would otherwise map and unmap its large buffers on every
+        # decoding pass (apps/heap.py, `soundstorm bench --sections heap`). A server,
+        # long-running and on TensorFlow's own allocator, gives its memory back instead.
         retain_freed_memory()
     try:
         # A server's operators want its libraries' lines; every other command prints its own.
