@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import urllib.error
@@ -682,6 +683,23 @@ def test_a_poll_interval_of_0_never_polls_again(tmp_path, fake_loads):
     assert not manager._thread.is_alive()  # stop() ends the poller before it returns
 
 
+def test_a_process_that_never_stopped_its_poller_still_exits(tmp_path):
+    """The poller is a daemon thread: a program that forgets stop() is not kept alive by it
+    (a poller waiting its interval would otherwise hold the interpreter at exit for ever)."""
+    program = textwrap.dedent(f"""
+        from tensorflow_serving.config import model_server_config_pb2
+        from soundstorm.runtime.serving.manager import ModelManager
+        config = model_server_config_pb2.ModelServerConfig()
+        config.model_config_list.config.add(name="m", base_path={str(tmp_path)!r},
+                                            model_platform="tensorflow")
+        ModelManager(config, log=lambda message: None).start_polling(3600)
+        print("exiting")
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "exiting", done.stderr[-2000:]
+
+
 def test_the_poller_keeps_polling_after_a_pass_that_failed(tmp_path, fake_loads):
     """One pass that raises (a base path unreadable for a moment) is logged, and the next
     pass runs: the poller never dies of it."""
@@ -917,11 +935,15 @@ def test_a_version_whose_folder_goes_away_is_not_retried(tmp_path, fake_loads, m
         finally:
             shutil.rmtree(path)  # removed while its load fails
     monkeypatch.setattr(_FakeServable, "__init__", load_then_vanish)
-    manager = ModelManager(_model_config(base), log=lambda message: None,
+    messages = []
+    manager = ModelManager(_model_config(base), log=messages.append,
                            load_retry_interval_s=0, max_num_load_retries=5)
     manager.poll()
     assert fake_loads == [1]  # tried once, not 1 + 5 times
     assert _states(manager) == {1: END}
+    # Nor are the other retries announced and waited for (TF Serving's retrier stops at
+    # the first should_retry that says no).
+    assert sum(message.startswith("Retrying") for message in messages) <= 1
 
 
 # The batcher on its own, in front of a stand-in model that records what it is called with.

@@ -294,6 +294,9 @@ EQUIVALENT_MUTANTS = (
       for line in ("def status(self, name: str, version: int | None = None",
                    "def resolve(self, name: str, version: int | None = None, label: str = \"\") "
                    "-> Servable:")),
+    ("runtime/serving/manager.py", "on_change: Callable[[], None] | None = None,",
+     "on_change: Callable[[], None] & None = None,",
+     "an annotation: with `from __future__ import annotations` it is never evaluated"),
     ("runtime/serving/manager.py",
      "if len(set(names)) != len(names) or not all(names):",
      "if len(set(names)) < len(names) or not all(names):",
